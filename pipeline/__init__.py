@@ -1,0 +1,1 @@
+"""wordpipe: raw text to embeddings to sequence models."""
