@@ -28,7 +28,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent
+    )
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -103,6 +105,8 @@ def _finite(obj: Any) -> Any:
 
 def write_json(path: str | os.PathLike, data: Any) -> None:
     """Write pretty, key-sorted JSON atomically (numpy scalars allowed, NaN -> null)."""
-    text = json.dumps(_finite(json.loads(json.dumps(data, default=_json_default))), indent=2, sort_keys=True)
+    text = json.dumps(
+        _finite(json.loads(json.dumps(data, default=_json_default))), indent=2, sort_keys=True
+    )
     with atomic_open(path) as fh:
         fh.write(text + "\n")

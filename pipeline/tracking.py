@@ -222,7 +222,9 @@ def _experiment_id(mlflow, root: Path) -> str:
 def _parent_run(client, experiment_id: str, key: str) -> str:
     """Find or create the parent run of this pipeline execution."""
     found = client.search_runs(
-        [experiment_id], filter_string=f"tags.`{PIPELINE_TAG}` = '{key}'", max_results=1
+        [experiment_id],
+        filter_string=f"tags.`{PIPELINE_TAG}` = '{key}' and tags.`wordpipe.kind` = 'pipeline'",
+        max_results=1,
     )
     if found:
         return found[0].info.run_id
@@ -283,4 +285,3 @@ def stage_run(stage: str, params: Mapping[str, Any] | None = None) -> Iterator[T
                 import mlflow
 
                 mlflow.MlflowClient().set_terminated(tracker.run_id, status)
-

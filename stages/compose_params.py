@@ -1,6 +1,6 @@
 """Compose conf/ into params.yaml with DVC's own Hydra composer (as `dvc exp run` does).
 
-    python -m stages.compose_params [OVERRIDE ...]   # e.g. profile=smoke glove.epochs=2
+python -m stages.compose_params [OVERRIDE ...]   # e.g. profile=smoke glove.epochs=2
 """
 
 from __future__ import annotations
@@ -13,8 +13,11 @@ CONF_DIR = Path("conf")
 CONFIG_NAME = "config"
 
 
-def compose(output: str | os.PathLike, overrides: list[str] | None = None,
-            conf_dir: str | os.PathLike = CONF_DIR) -> Path:
+def compose(
+    output: str | os.PathLike,
+    overrides: list[str] | None = None,
+    conf_dir: str | os.PathLike = CONF_DIR,
+) -> Path:
     """Write the composed config to ``output`` and return its path."""
     from dvc.utils.hydra import compose_and_dump
 
@@ -24,8 +27,9 @@ def compose(output: str | os.PathLike, overrides: list[str] | None = None,
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides")
     parser.add_argument("--output", default="params.yaml")
     args = parser.parse_args(argv)

@@ -1,0 +1,70 @@
+"""pipeline.config: typed validation of params sections with errors that name the key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pytest
+
+from pipeline.config import from_mapping, to_flat_dict
+from pipeline.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Inner:
+    size: int = field(default=3, metadata={"min": 1})
+
+
+@dataclass(frozen=True)
+class Example:
+    dim: int = field(default=100, metadata={"min": 1})
+    alpha: float = field(default=0.75, metadata={"min": 0.0, "max": 1.0})
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    name: str | None = None
+    words: list[str] = field(default_factory=list)
+    inner: Inner = field(default_factory=Inner)
+    flag: bool = False
+
+
+def test_defaults_and_values():
+    cfg = from_mapping(Example, {"dim": 5, "alpha": 1, "words": ["a", "b"]}, where="glove")
+    assert cfg.dim == 5 and cfg.alpha == 1.0 and isinstance(cfg.alpha, float)
+    assert cfg.words == ["a", "b"] and cfg.device == "auto" and cfg.inner.size == 3
+
+
+@pytest.mark.parametrize(
+    ("mapping", "message"),
+    [
+        ({"dimm": 3}, "glove.dimm: unknown key"),
+        ({"dim": "3"}, "glove.dim: expected an integer"),
+        ({"dim": True}, "glove.dim: expected an integer"),
+        ({"dim": 0}, "glove.dim: 0 is below the minimum 1"),
+        ({"alpha": 1.5}, "glove.alpha: 1.5 is above the maximum 1.0"),
+        ({"device": "tpu"}, "glove.device: 'tpu' is not one of"),
+        ({"words": "a"}, "glove.words: expected a list"),
+        ({"words": [1]}, "glove.words[0]: expected a string"),
+        ({"inner": {"size": 0}}, "glove.inner.size: 0 is below the minimum 1"),
+        ({"inner": {"bogus": 1}}, "glove.inner.bogus: unknown key"),
+        ({"flag": "yes"}, "glove.flag: expected true or false"),
+    ],
+)
+def test_errors_name_the_key(mapping, message):
+    with pytest.raises(ConfigError) as err:
+        from_mapping(Example, mapping, where="glove")
+    assert message in str(err.value)
+
+
+def test_optional_accepts_none_and_value():
+    assert from_mapping(Example, {"name": None}, where="x").name is None
+    assert from_mapping(Example, {"name": "n"}, where="x").name == "n"
+
+
+def test_not_a_mapping():
+    with pytest.raises(ConfigError, match="glove: expected a mapping"):
+        from_mapping(Example, [1, 2], where="glove")
+
+
+def test_flat_dict():
+    flat = to_flat_dict(Example(), prefix="G.")
+    assert flat["G.dim"] == 100 and flat["G.inner.size"] == 3
