@@ -1,0 +1,182 @@
+"""Lightning ``Trainer`` construction shared by the sequence-model stages.
+
+One place decides precision (bf16-mixed on GPU, 32 on CPU), early stopping on the
+validation metric, the checkpoint at a fixed path (``<checkpoint_dir>/model.ckpt``, so
+DVC sees fixed paths), seeding and deterministic CPU runs::
+
+    trainer = build_trainer(TrainerSettings(max_epochs=5), "data/interim/train_lm_word",
+                            logger=tracker.lightning_logger())
+    best = fit(trainer, module, (train_loader, val_loader))
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from pipeline.errors import ConfigError
+
+CHECKPOINT_NAME = "model"
+
+
+@dataclass(frozen=True)
+class TrainerSettings:
+    """What the Lightning ``Trainer`` does; validated from a config section.
+
+    ``gradient_clip_val`` clips the gradient norm (0 disables). ``patience``: validation
+    checks without improvement of ``monitor`` before stopping (0 disables early stopping).
+    ``precision: auto`` is ``bf16-mixed`` on a GPU and ``32-true`` on CPU.
+    ``deterministic`` applies to CPU runs (on GPU cuDNN RNNs are left fast).
+    ``limit_*_batches``: a fraction (float <= 1) or a number of batches (int).
+    ``max_time_s``: stop training after this many seconds (None: no limit).
+    """
+
+    max_epochs: int = field(default=10, metadata={"min": 1})
+    gradient_clip_val: float = field(default=1.0, metadata={"min": 0.0})
+    patience: int = field(default=3, metadata={"min": 0})
+    monitor: str = "val_loss"
+    mode: Literal["min", "max"] = "min"
+    precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"] = "auto"
+    accelerator: Literal["auto", "cpu", "gpu", "cuda"] = "auto"
+    deterministic: bool = True
+    seed: int = 0
+    log_every_n_steps: int = field(default=10, metadata={"min": 1})
+    limit_train_batches: int | float = field(default=1.0, metadata={"gt": 0})
+    limit_val_batches: int | float = field(default=1.0, metadata={"gt": 0})
+    max_time_s: float | None = field(default=None, metadata={"gt": 0})
+    progress_bar: bool = True
+    num_threads: int = field(default=0, metadata={"min": 0})  # torch CPU threads; 0 = default
+
+
+def uses_gpu(settings: TrainerSettings) -> bool:
+    """Whether the trainer will run on a CUDA device."""
+    if settings.accelerator == "cpu":
+        return False
+    available = torch.cuda.is_available()
+    if settings.accelerator in ("gpu", "cuda") and not available:
+        raise ConfigError(f"accelerator: {settings.accelerator!r} asked for but no GPU is visible")
+    return available
+
+
+def resolve_precision(settings: TrainerSettings) -> str:
+    """``auto`` -> ``bf16-mixed`` on GPU, ``32-true`` on CPU; anything else unchanged."""
+    if settings.precision != "auto":
+        return settings.precision
+    return "bf16-mixed" if uses_gpu(settings) else "32-true"
+
+
+def checkpoint_file(checkpoint_dir: str | os.PathLike) -> Path:
+    """Where :func:`build_trainer`'s checkpoint callback writes the best model."""
+    return Path(checkpoint_dir) / f"{CHECKPOINT_NAME}.ckpt"
+
+
+def build_trainer(
+    settings: TrainerSettings,
+    checkpoint_dir: str | os.PathLike,
+    logger: Any = None,
+    callbacks: list | None = None,
+):
+    """A seeded ``lightning.Trainer`` with early stopping and a fixed-path checkpoint.
+
+    ``logger``: e.g. ``tracker.lightning_logger()`` (None: no logging). The best model
+    (by ``settings.monitor``) is written to ``checkpoint_file(checkpoint_dir)``.
+    """
+    import lightning as L
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
+
+    L.seed_everything(settings.seed, workers=True, verbose=False)
+    if settings.num_threads:
+        torch.set_num_threads(settings.num_threads)
+    gpu = uses_gpu(settings)
+    checkpoint_dir = Path(checkpoint_dir)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    cbs: list = [
+        ModelCheckpoint(
+            dirpath=checkpoint_dir,
+            filename=CHECKPOINT_NAME,
+            monitor=settings.monitor,
+            mode=settings.mode,
+            save_top_k=1,
+            save_last=False,
+            enable_version_counter=False,
+            auto_insert_metric_name=False,
+        )
+    ]
+    if settings.patience > 0:
+        cbs.append(
+            EarlyStopping(monitor=settings.monitor, mode=settings.mode, patience=settings.patience)
+        )
+    if settings.progress_bar:
+        cbs.append(TQDMProgressBar(refresh_rate=max(1, settings.log_every_n_steps)))
+    cbs.extend(callbacks or [])
+    max_time = None
+    if settings.max_time_s is not None:
+        from datetime import timedelta
+
+        max_time = timedelta(seconds=settings.max_time_s)
+    return L.Trainer(
+        accelerator="gpu" if gpu else "cpu",
+        devices=1,
+        precision=resolve_precision(settings),
+        max_epochs=settings.max_epochs,
+        max_time=max_time,
+        gradient_clip_val=settings.gradient_clip_val or None,
+        gradient_clip_algorithm="norm",
+        deterministic=settings.deterministic and not gpu,
+        logger=logger if logger is not None else False,
+        callbacks=cbs,
+        enable_progress_bar=settings.progress_bar,
+        enable_model_summary=False,
+        log_every_n_steps=settings.log_every_n_steps,
+        limit_train_batches=settings.limit_train_batches,
+        limit_val_batches=settings.limit_val_batches,
+        default_root_dir=str(checkpoint_dir),
+        num_sanity_val_steps=0,
+    )
+
+
+def fit(trainer, module, data, ckpt_path: str | os.PathLike | None = None) -> Path | None:
+    """Train ``module``; ``data`` is a ``LightningDataModule`` or ``(train, val)`` loaders.
+
+    ``ckpt_path``: resume from this checkpoint (model, optimizer, epoch and callbacks).
+    Returns the path of the best checkpoint (None if none was written).
+    """
+    import lightning as L
+
+    ckpt = str(ckpt_path) if ckpt_path is not None else None
+    if isinstance(data, L.LightningDataModule):
+        trainer.fit(module, datamodule=data, ckpt_path=ckpt)
+    else:
+        train_loader, val_loader = data
+        trainer.fit(
+            module, train_dataloaders=train_loader, val_dataloaders=val_loader, ckpt_path=ckpt
+        )
+    cb = trainer.checkpoint_callback
+    best = getattr(cb, "best_model_path", "") if cb is not None else ""
+    return Path(best) if best else None
+
+
+def load_state_dict(path: str | os.PathLike, prefix: str = "model.") -> dict[str, torch.Tensor]:
+    """The plain ``nn.Module`` weights inside a Lightning checkpoint (never unpickles).
+
+    Keys of the LightningModule's ``state_dict`` starting with ``prefix`` are returned with
+    the prefix removed (the thin wrappers in :mod:`pipeline.seq.lit` keep the model in
+    ``self.model``).
+    """
+    from pipeline.errors import DataError
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is a data error here
+        raise DataError(f"{path}: cannot read checkpoint ({exc})") from exc
+    state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict):
+        raise DataError(f"{path}: no state_dict in checkpoint")
+    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
