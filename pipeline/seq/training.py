@@ -180,3 +180,23 @@ def load_state_dict(path: str | os.PathLike, prefix: str = "model.") -> dict[str
     if not isinstance(state, dict):
         raise DataError(f"{path}: no state_dict in checkpoint")
     return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def epoch_timer():
+    """A Lightning callback recording the wall time of each training epoch (``.seconds``)."""
+    import time
+
+    from lightning.pytorch.callbacks import Callback
+
+    class EpochTimer(Callback):
+        def __init__(self) -> None:
+            self.seconds: list[float] = []
+            self._t0 = 0.0
+
+        def on_train_epoch_start(self, trainer, pl_module) -> None:
+            self._t0 = time.perf_counter()
+
+        def on_train_epoch_end(self, trainer, pl_module) -> None:
+            self.seconds.append(time.perf_counter() - self._t0)
+
+    return EpochTimer()

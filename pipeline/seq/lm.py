@@ -1,0 +1,350 @@
+"""Recurrent language models over a token stream (word or character level).
+
+Training data is one long 1-D id stream (``train.npy``, every line ending in ``<eos>``),
+cut into B parallel streams (:func:`batchify`) and read in chunks of ``bptt`` tokens
+(:class:`StreamChunks`) for truncated back-propagation through time. Evaluation
+(:func:`evaluate_stream`), sampling (:func:`sample`) and sentence scoring
+(:func:`score_sentences`) are plain PyTorch, so they run without Lightning.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from pipeline.errors import DataError
+from pipeline.seq.encoder import EncoderConfig, Hidden, SequenceEncoder, detach_hidden
+from pipeline.seq.heads import LMHead
+from pipeline.seq.training import (
+    TrainerSettings,
+    build_trainer,
+    checkpoint_file,
+    epoch_timer,
+    fit,
+    load_state_dict,
+)
+
+EOS_ID = 2
+LOG2E = 1.0 / math.log(2.0)
+
+
+@dataclass(frozen=True)
+class LMArch:
+    """Architecture of :class:`LanguageModel` (saved next to the checkpoint as JSON)."""
+
+    cell: Literal["rnn", "gru", "lstm"] = "lstm"
+    embedding_dim: int = field(default=128, metadata={"min": 1})
+    hidden_size: int = field(default=128, metadata={"min": 1})
+    num_layers: int = field(default=1, metadata={"min": 1})
+    dropout: float = field(default=0.0, metadata={"min": 0.0, "max": 0.95})
+    tie_weights: bool = True
+
+    def encoder_config(self) -> EncoderConfig:
+        return EncoderConfig(
+            cell=self.cell,
+            embedding_dim=self.embedding_dim,
+            hidden_size=self.hidden_size,
+            num_layers=self.num_layers,
+            bidirectional=False,
+            dropout=self.dropout,
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class LanguageModel(nn.Module):
+    """Encoder (unidirectional, unpacked) + LM head: ``(x (B, T), hidden) -> (logits
+    (B, T, V), hidden)``."""
+
+    def __init__(self, arch: LMArch, vocab_size: int) -> None:
+        super().__init__()
+        self.arch = arch
+        self.vocab_size = vocab_size
+        self.encoder = SequenceEncoder(arch.encoder_config(), vocab_size)
+        tie = self.encoder.embedding if arch.tie_weights else None
+        self.head = LMHead(arch.hidden_size, vocab_size, tie_to=tie)
+
+    def forward(self, x: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
+        out, hidden = self.encoder(x, None, hidden=hidden, return_hidden=True)  # (B, T, H)
+        return self.head(out), hidden
+
+
+# ---------------------------------------------------------------------------- data
+def check_stream(stream: np.ndarray, vocab_size: int, name: str) -> np.ndarray:
+    """Validate a 1-D id stream (DataError naming ``name`` otherwise); returns int64 ids."""
+    stream = np.asarray(stream)
+    if stream.ndim != 1 or not np.issubdtype(stream.dtype, np.integer):
+        raise DataError(f"{name}: expected a 1-D integer array, got {stream.dtype} {stream.shape}")
+    if stream.size and (stream.min() < 0 or stream.max() >= vocab_size):
+        raise DataError(
+            f"{name}: ids must lie in [0, {vocab_size}) (the vocabulary size), "
+            f"found [{stream.min()}, {stream.max()}]"
+        )
+    return stream.astype(np.int64)
+
+
+def batchify(stream: np.ndarray | torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Cut a 1-D stream into ``batch_size`` contiguous parallel streams -> (B, N).
+
+    The trailing ``len % B`` tokens are dropped; stream b is ``stream[b*N:(b+1)*N]``.
+    """
+    data = torch.as_tensor(np.asarray(stream), dtype=torch.long)
+    n = data.numel() // batch_size
+    if n < 2:
+        raise DataError(f"stream of {data.numel()} tokens is too short for batch_size {batch_size}")
+    return data[: n * batch_size].view(batch_size, n)
+
+
+class StreamChunks(Dataset):
+    """Item i: ``(x, y)`` = columns ``[i*bptt, i*bptt + T)`` of a batchified (B, N) stream
+    and the same shifted by one (T = bptt, shorter for the last chunk). Read in order
+    (no shuffling) so the hidden state can be carried across chunks."""
+
+    def __init__(self, data: torch.Tensor, bptt: int) -> None:
+        self.data = data
+        self.bptt = bptt
+
+    def __len__(self) -> int:
+        return math.ceil((self.data.shape[1] - 1) / self.bptt)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        start = i * self.bptt
+        t = min(self.bptt, self.data.shape[1] - 1 - start)
+        return self.data[:, start : start + t], self.data[:, start + 1 : start + 1 + t]
+
+
+def stream_loader(stream: np.ndarray, batch_size: int, bptt: int) -> DataLoader:
+    """A DataLoader of consecutive ``(x (B, T), y (B, T))`` chunks (no shuffling)."""
+    return DataLoader(StreamChunks(batchify(stream, batch_size), bptt), batch_size=None)
+
+
+# ---------------------------------------------------------------------------- evaluation
+def _device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def evaluate_stream(
+    model: LanguageModel, stream: np.ndarray, batch_size: int = 10, bptt: int = 64
+) -> dict[str, float]:
+    """Mean negative log-likelihood of a stream under ``model`` (hidden state carried).
+
+    Returns ``{"nll": nats per token, "ppl": perplexity, "bits": bits per token,
+    "tokens": number of predicted tokens}``.
+    """
+    was_training = model.training
+    model.eval()
+    device = _device_of(model)
+    total, count, hidden = 0.0, 0, None
+    try:
+        for x, y in stream_loader(stream, batch_size, bptt):
+            logits, hidden = model(x.to(device), hidden)
+            total += float(
+                F.cross_entropy(
+                    logits.float().flatten(0, 1), y.to(device).flatten(), reduction="sum"
+                )
+            )
+            count += y.numel()
+    finally:
+        model.train(was_training)
+    nll = total / max(count, 1)
+    return {"nll": nll, "ppl": math.exp(min(nll, 50.0)), "bits": nll * LOG2E, "tokens": count}
+
+
+@torch.no_grad()
+def sample(
+    model: LanguageModel,
+    max_length: int = 100,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    seed: int = 0,
+    prompt: list[int] | None = None,
+    eos_id: int = EOS_ID,
+    banned: tuple[int, ...] = (0,),
+) -> list[int]:
+    """Generate ids after ``<eos>`` (+ ``prompt``) until ``<eos>`` or ``max_length`` ids.
+
+    ``temperature`` divides the logits (-> 0: greedy); ``top_k`` > 0 keeps the k most
+    likely ids. Seeded (a private generator), so the same seed gives the same text.
+    ``banned`` ids (``<pad>``) are never drawn. The returned ids exclude the final
+    ``<eos>`` and the prompt.
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    was_training = model.training
+    model.eval()
+    device = _device_of(model)
+    gen = torch.Generator(device="cpu").manual_seed(int(seed))
+    context = [eos_id] + list(prompt or [])
+    out: list[int] = []
+    try:
+        logits, hidden = model(torch.tensor([context], device=device))
+        for _ in range(max_length):
+            last = logits[0, -1].float().cpu() / temperature  # (V,)
+            for b in banned:
+                last[b] = -math.inf
+            if top_k > 0 and top_k < last.numel():
+                kth = torch.topk(last, top_k).values[-1]
+                last = last.masked_fill(last < kth, -math.inf)
+            nxt = int(torch.multinomial(torch.softmax(last, -1), 1, generator=gen))
+            if nxt == eos_id:
+                break
+            out.append(nxt)
+            logits, hidden = model(torch.tensor([[nxt]], device=device), hidden)
+    finally:
+        model.train(was_training)
+    return out
+
+
+@torch.no_grad()
+def score_sentences(
+    model: LanguageModel, sentences: list[np.ndarray | list[int]], eos_id: int = EOS_ID
+) -> list[dict[str, float]]:
+    """Log-probability (natural log) of each id sequence followed by ``<eos>``, given a
+    preceding ``<eos>`` (a sentence start), and its perplexity per predicted token.
+
+    Of two transcriptions of the same audio, the one with the higher ``logprob`` is the
+    more likely. Returns ``[{"logprob", "tokens", "ppl", "bits_per_token"}]``.
+    """
+    was_training = model.training
+    model.eval()
+    device = _device_of(model)
+    results = []
+    try:
+        for ids in sentences:
+            seq = [eos_id] + [int(i) for i in ids] + [eos_id]
+            x = torch.tensor([seq[:-1]], device=device)
+            y = torch.tensor(seq[1:], device=device)
+            logits, _ = model(x)
+            logp = torch.log_softmax(logits[0].float(), -1).gather(1, y[:, None]).sum()
+            lp, n = float(logp), len(seq) - 1
+            results.append(
+                {
+                    "logprob": lp,
+                    "tokens": n,
+                    "ppl": math.exp(min(-lp / n, 50.0)),
+                    "bits_per_token": -lp / n * LOG2E,
+                }
+            )
+    finally:
+        model.train(was_training)
+    return results
+
+
+_WORD_OR_PUNCT = re.compile(r"[^\W_]+(?:'[^\W_]+)*|[^\w\s]+")
+
+
+def tokens_of(text: str, level: Literal["word", "char"]) -> list[str]:
+    """Split a sentence the way the LM corpora are prepared.
+
+    ``char``: every character. ``word``: lower-cased, digits -> ``0``, words (with
+    internal apostrophes) and punctuation runs as separate tokens (Brown's convention).
+    """
+    if level == "char":
+        return list(text)
+    text = re.sub(r"\d", "0", text.lower())
+    return _WORD_OR_PUNCT.findall(text)
+
+
+def detach(hidden: Hidden | None) -> Hidden | None:
+    """Alias of :func:`pipeline.seq.encoder.detach_hidden`."""
+    return detach_hidden(hidden)
+
+
+# ---------------------------------------------------------------------------- training
+@dataclass(frozen=True)
+class SampleConfig:
+    """How samples are drawn after training (see :func:`sample`)."""
+
+    num_samples: int = field(default=5, metadata={"min": 0})
+    max_length: int = field(default=100, metadata={"min": 1})
+    temperature: float = field(default=0.8, metadata={"gt": 0.0})
+    top_k: int = field(default=0, metadata={"min": 0})
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class LMConfig:
+    """One language-model run (``lm.common`` merged with ``lm.levels.<level>``).
+
+    ``bptt``: tokens per truncated-BPTT chunk; ``batch_size``: parallel streams.
+    ``max_train_tokens`` / ``max_eval_tokens``: use only the first N tokens of the
+    train / valid and test streams (None: all), to fit a time budget.
+    """
+
+    corpus: str
+    arch: LMArch = field(default_factory=LMArch)
+    batch_size: int = field(default=32, metadata={"min": 1})
+    eval_batch_size: int = field(default=10, metadata={"min": 1})
+    bptt: int = field(default=35, metadata={"min": 1})
+    lr: float = field(default=2e-3, metadata={"gt": 0.0})
+    weight_decay: float = field(default=0.0, metadata={"min": 0.0})
+    max_train_tokens: int | None = field(default=None, metadata={"min": 100})
+    max_eval_tokens: int | None = field(default=None, metadata={"min": 100})
+    resume: bool = False
+    sample: SampleConfig = field(default_factory=SampleConfig)
+    trainer: TrainerSettings = field(default_factory=TrainerSettings)
+
+
+def merge_sections(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep merge of two config mappings (``over`` wins; nested mappings are merged)."""
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = merge_sections(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def train_language_model(
+    cfg: LMConfig,
+    train: np.ndarray,
+    valid: np.ndarray,
+    vocab_size: int,
+    checkpoint_dir: str | os.PathLike,
+    logger: Any = None,
+) -> tuple[LanguageModel, dict[str, Any]]:
+    """Train with truncated BPTT (Lightning); return the best model (by validation loss)
+    and ``{"epochs", "time_per_epoch_s", "checkpoint", "parameters"}``.
+
+    With ``cfg.resume`` and an existing ``<checkpoint_dir>/model.ckpt``, training resumes
+    from it (optimizer state and epoch included).
+    """
+    from pipeline.seq.lit import LanguageModelModule
+
+    trainer_cfg = cfg.trainer
+    timer = epoch_timer()
+    trainer = build_trainer(trainer_cfg, checkpoint_dir, logger, callbacks=[timer])
+    model = LanguageModel(cfg.arch, vocab_size)  # after seed_everything: seeded init
+    module = LanguageModelModule(model, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    ckpt = checkpoint_file(checkpoint_dir)
+    resume_from = ckpt if cfg.resume and ckpt.is_file() else None
+    if resume_from is None:
+        ckpt.unlink(missing_ok=True)
+    loaders = (
+        stream_loader(train, cfg.batch_size, cfg.bptt),
+        stream_loader(valid, cfg.eval_batch_size, cfg.bptt),
+    )
+    best = fit(trainer, module, loaders, ckpt_path=resume_from)
+    if best is not None and best.is_file():
+        model.load_state_dict(load_state_dict(best))
+    model.cpu()
+    info = {
+        "epochs": int(trainer.current_epoch),
+        "time_per_epoch_s": float(np.mean(timer.seconds)) if timer.seconds else None,
+        "checkpoint": best,
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+    return model, info
