@@ -164,15 +164,22 @@ def _units(tokens: list[str], unit: str) -> int:
 
 
 def _cut(tokens: list[str], need: int, unit: str) -> int:
-    """Index just after the ``need``-th unit of ``tokens`` (``need`` >= 0)."""
-    if unit == "tokens" or need <= 0:
-        return max(0, min(need, len(tokens)))
+    """Where the next split starts in ``tokens`` after ``need`` more units.
+
+    For ``tokens``: index ``need``. For ``words``: index of the word after the
+    ``need``-th one, so the ``<eos>`` that follows a split's last word stays with it
+    (the result is then the same however the lines are grouped into blocks).
+    """
+    if need <= 0 and unit == "tokens":
+        return 0
+    if unit == "tokens":
+        return min(need, len(tokens))
     seen = 0
     for i, tok in enumerate(tokens):
         if tok != EOL:
-            seen += 1
             if seen == need:
-                return i + 1
+                return i
+            seen += 1
     return len(tokens)
 
 
@@ -180,7 +187,7 @@ def _block_cut(tokens: list[str], pos: int, n: int, end: float, unit: str) -> in
     """Index in a block (starting at unit ``pos``, holding ``n`` units) where ``end`` falls."""
     if pos + n <= end:
         return len(tokens)
-    if pos >= end:
+    if pos > end:
         return 0
     return _cut(tokens, int(end - pos), unit)
 

