@@ -1,0 +1,115 @@
+"""Co-occurrence counts against a brute-force count, with and without spilling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.cooccur import count_cooccurrences, dense_layout, load_cooccur, plan_memory
+from pipeline.errors import DataError
+
+
+def brute_force(ids, vocab_size: int, window: int, cross: bool) -> np.ndarray:
+    """Dense X by the definition: every ordered pair of positions within the window."""
+    seq = []  # (id, segment) of the positions; <pad>/<eos> take no position
+    seg = 0
+    for t in ids.tolist():
+        if t == 0:
+            continue
+        if t == 2:
+            seg += 0 if cross else 1
+            continue
+        seq.append((t, seg))
+    x = np.zeros((vocab_size, vocab_size))
+    for p, (a, sa) in enumerate(seq):
+        for q in range(max(0, p - window), p):
+            b, sb = seq[q]
+            if sa == sb and a >= 3 and b >= 3:
+                x[a, b] += 1.0 / (p - q)
+                x[b, a] += 1.0 / (p - q)
+    return x
+
+
+def zipf_corpus(n: int, vocab_size: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    ids = (rng.zipf(1.3, n) % (vocab_size - 1)).astype(np.int32)  # 0..V-2, some <pad>/<unk>
+    ids[rng.random(n) < 0.04] = 2  # paragraph ends
+    return ids
+
+
+def densify(path, vocab_size):
+    rows, cols, values, v = load_cooccur(path)
+    assert v == vocab_size
+    assert len(set(zip(rows.tolist(), cols.tolist(), strict=True))) == rows.size  # no dup
+    x = np.zeros((v, v))
+    x[rows, cols] = values
+    return x, rows, cols, values
+
+
+@pytest.mark.parametrize("cross", [False, True])
+@pytest.mark.parametrize("memory_mb", [64.0, 0.002])
+def test_matches_brute_force(tmp_path, cross, memory_mb):
+    vocab_size, window = 60, 4
+    ids = zipf_corpus(4000, vocab_size)
+    stats = count_cooccurrences(
+        ids, vocab_size, tmp_path / "c.npz", window=window, cross_boundaries=cross,
+        memory_mb=memory_mb, chunk_tokens=700,
+    )  # fmt: skip
+    if memory_mb < 1:
+        assert stats.spills > 3  # the merge path really ran
+    else:
+        assert stats.spills == 0
+    x, rows, cols, values = densify(tmp_path / "c.npz", vocab_size)
+    expected = brute_force(ids, vocab_size, window, cross)
+    np.testing.assert_allclose(x, expected, rtol=1e-6, atol=1e-6)
+    assert stats.nnz == np.count_nonzero(expected) == rows.size
+    assert rows.dtype == np.int32 and cols.dtype == np.int32 and values.dtype == np.float32
+    assert (x[:3] == 0).all() and (x[:, :3] == 0).all()  # no specials
+    np.testing.assert_array_equal(x, x.T)
+
+
+def test_spilled_equals_in_memory_and_reads_npy_path(tmp_path):
+    ids = zipf_corpus(20000, 300, seed=3)
+    np.save(tmp_path / "train.npy", ids)
+    count_cooccurrences(ids, 300, tmp_path / "a.npz", window=6, memory_mb=64)
+    s = count_cooccurrences(tmp_path / "train.npy", 300, tmp_path / "b.npz", window=6,
+                            memory_mb=0.01, chunk_tokens=1000)  # fmt: skip
+    assert s.spills > 0 and s.tokens == ids.size
+    a, b = densify(tmp_path / "a.npz", 300)[0], densify(tmp_path / "b.npz", 300)[0]
+    np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_hand_checked_weights_unk_and_boundaries(tmp_path):
+    # w3 w4 <unk> w5 <eos> w3 w3 : window 2
+    ids = np.array([3, 4, 1, 5, 2, 3, 3], np.int32)
+    count_cooccurrences(ids, 6, tmp_path / "c.npz", window=2)
+    x = densify(tmp_path / "c.npz", 6)[0]
+    assert x[3, 4] == x[4, 3] == 1.0  # adjacent
+    assert x[4, 5] == 0.5  # <unk> between them still takes a position: distance 2
+    assert x[3, 5] == 0.0  # distance 3 > window
+    assert x[3, 3] == 2.0  # "w3 w3" after the boundary: both orders land on the diagonal
+    count_cooccurrences(ids, 6, tmp_path / "x.npz", window=2, cross_boundaries=True)
+    x = densify(tmp_path / "x.npz", 6)[0]
+    assert x[5, 3] == 1.0 + 0.5  # across <eos>: w5 w3 (d=1) and w5 _ w3 (d=2)
+
+
+def test_bad_ids_name_the_position(tmp_path):
+    with pytest.raises(DataError, match=r"ids\[2\] = 9"):
+        count_cooccurrences(np.array([3, 4, 9], np.int32), 6, tmp_path / "c.npz")
+    assert not (tmp_path / "c.npz").exists()
+
+
+def test_load_rejects_malformed(tmp_path):
+    np.savez(tmp_path / "bad.npz", rows=np.zeros(2, np.int32), cols=np.zeros(2, np.int32))
+    with pytest.raises(DataError, match="missing arrays"):
+        load_cooccur(tmp_path / "bad.npz")
+    with pytest.raises(DataError, match="not found"):
+        load_cooccur(tmp_path / "none.npz")
+
+
+def test_memory_plan_fits_budget():
+    for mb in (0.01, 1, 64, 256):
+        max_product, slots = plan_memory(50_000, mb, 0.25)
+        cells = dense_layout(50_000, max_product)[2]
+        assert cells * 8 <= mb * 2**20 * 0.25 + 8
+        assert slots == 64 or cells * 8 + slots * 46 <= mb * 2**20
