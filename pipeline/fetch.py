@@ -26,13 +26,14 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pipeline.archives import Member, archive_format, extract_nested_into, match
 from pipeline.atomic import atomic_dir, atomic_open, write_json
@@ -49,7 +50,10 @@ DEFAULT_CACHE = "~/.cache/wordpipe"
 CACHE_ENV = "WORDPIPE_CACHE"
 MANIFEST = "MANIFEST.json"
 USER_AGENT = "wordpipe-fetch/0.1 (+python urllib)"
+RETRIES = 3  # attempts per request; transient failures only
+RETRY_BACKOFF_S = 2.0
 _CHUNK = 1 << 20
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,8 @@ def parse_spec(mapping: Mapping[str, Any] | None, where: str) -> DatasetSpec:
 
 def cache_dir(configured: str | os.PathLike | None = None) -> Path:
     """The download cache: ``$WORDPIPE_CACHE`` if set, else ``configured``, expanded."""
+    if configured is not None and not isinstance(configured, str | os.PathLike):
+        raise ConfigError(f"fetch.cache_dir: expected a path string, got {configured!r}")
     raw = os.environ.get(CACHE_ENV) or str(configured or DEFAULT_CACHE)
     return Path(os.path.expandvars(os.path.expanduser(raw))).absolute()
 
@@ -129,12 +135,34 @@ class Resolved:
     registry_sha256: str | None = None
 
 
+def _transient(exc: BaseException) -> bool:
+    """Worth retrying: server errors, rate limits, resets and timeouts (not 404 and such)."""
+    if isinstance(exc, urllib.error.HTTPError):
+        return exc.code >= 500 or exc.code == 429
+    return isinstance(exc, urllib.error.URLError | TimeoutError | ConnectionError)
+
+
+def _with_retries(fn: Callable[[], T], what: str, attempts: int = RETRIES) -> T:
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn()
+        except (urllib.error.URLError, OSError) as exc:
+            if attempt == attempts or not _transient(exc):
+                raise
+            log.warning("%s failed (%s); retry %d of %d", what, exc, attempt, attempts - 1)
+            time.sleep(RETRY_BACKOFF_S * attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def _get_json(url: str, timeout: float) -> Any:
-    req = urllib.request.Request(
-        url, headers={"User-Agent": USER_AGENT, "Accept": "application/json"}
-    )
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
-        return json.load(resp)
+    def once() -> Any:
+        req = urllib.request.Request(
+            url, headers={"User-Agent": USER_AGENT, "Accept": "application/json"}
+        )
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return json.load(resp)
+
+    return _with_retries(once, url)
 
 
 def resolve(
@@ -200,10 +228,12 @@ def download(url: str, dest: Path, expected_sha256: str, label: str, timeout: fl
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    h = hashlib.sha256()
-    try:
+    os.close(fd)
+
+    def once() -> str:
+        h = hashlib.sha256()
         req = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(req, timeout=timeout) as resp:
+        with open(tmp, "wb") as out, urllib.request.urlopen(req, timeout=timeout) as resp:
             total = int(resp.headers.get("Content-Length") or 0) or None
             with tqdm(
                 total=total,
@@ -218,7 +248,10 @@ def download(url: str, dest: Path, expected_sha256: str, label: str, timeout: fl
                     out.write(chunk)
                     h.update(chunk)
                     bar.update(len(chunk))
-        actual = h.hexdigest()
+        return h.hexdigest()
+
+    try:
+        actual = _with_retries(once, url)
         if actual != expected_sha256:
             raise ChecksumError(
                 f"dataset {label!r}: {dest.name} from {url} has sha256 {actual}, "
@@ -253,7 +286,9 @@ def cached_archive(
             if f.is_file() and not f.name.startswith("."):
                 if sha256_file(f) == spec.sha256:
                     log.info("%s: using cached %s", dataset, f)
-                    url = origin.read_text().strip() if origin.is_file() else spec.url
+                    url = spec.url  # a url source names its own URL
+                    if not url and origin.is_file():
+                        url = origin.read_text().strip()
                     return f, url
                 log.warning("%s: cached %s is corrupt; downloading again", dataset, f)
                 f.unlink()

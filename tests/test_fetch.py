@@ -38,12 +38,17 @@ class Server:
     def __init__(self) -> None:
         self.routes: dict[str, bytes] = {}
         self.requests: list[str] = []
+        self.failures: dict[str, int] = {}  # path -> how many 503s to answer first
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 - http.server API
                 outer.requests.append(self.path)
                 body = outer.routes.get(self.path)
+                if outer.failures.get(self.path, 0) > 0:
+                    outer.failures[self.path] -= 1
+                    self.send_error(503)
+                    return
                 if body is None:
                     self.send_error(404)
                     return
@@ -160,6 +165,7 @@ def test_download_failure_is_a_data_error(tmp_path, server):
     with pytest.raises(DataError, match="missing.zip.*404"):
         fetch_dataset("toy", spec, tmp_path / "o", tmp_path / "c")
     assert not (tmp_path / "o").exists()
+    assert server.requests == ["/missing.zip"]  # a 404 is not retried
 
 
 def test_glob_matching_nothing(tmp_path, server):
@@ -346,6 +352,8 @@ def test_shipped_config_declares_all_datasets():
 
 def test_cache_dir_env_override(monkeypatch, tmp_path):
     assert cache_dir("~/x") == Path.home() / "x"
+    with pytest.raises(ConfigError, match="fetch.cache_dir"):
+        cache_dir(5)
     monkeypatch.setenv("WORDPIPE_CACHE", str(tmp_path / "env"))
     assert cache_dir("~/x") == tmp_path / "env"
 
@@ -373,3 +381,16 @@ def test_url_plain_text_file_is_copied(tmp_path, server):
     with pytest.raises(ConfigError, match="members: corpus.txt is a plain file"):
         fetch_dataset("txt", with_members, tmp_path / "txt2", tmp_path / "c")
     assert not (tmp_path / "txt2").exists()
+
+
+def test_transient_errors_are_retried_not_404(tmp_path, server, monkeypatch):
+    monkeypatch.setattr("pipeline.fetch.RETRY_BACKOFF_S", 0.0)
+    data = make_zip(tmp_path / "corpus.zip", CORPUS).read_bytes()
+    spec = url_spec(server, data)
+    server.failures["/files/corpus.zip"] = 2  # two 503s, then the file
+    fetch_dataset("toy", spec, tmp_path / "o", tmp_path / "c")
+    assert server.requests == ["/files/corpus.zip"] * 3
+    server.failures["/files/corpus.zip"] = 3  # more failures than attempts
+    with pytest.raises(DataError, match="503"):
+        fetch_dataset("toy", spec, tmp_path / "o2", tmp_path / "c2")
+    assert [p for p in (tmp_path / "c2").rglob("*") if p.is_file()] == []
