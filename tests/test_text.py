@@ -52,3 +52,11 @@ def test_tokenize_block_marks_line_ends():
         ".",
         EOL,
     ]
+
+
+def test_ascii_fast_path_matches_unicode_tokenizer():
+    from pipeline.text import _ASCII_WORD_OR_EOL_RE, _WORD_OR_EOL_RE
+
+    text = "It's 1,200 o'clock -- isn't it? 'Quoted' _x_ a'b' 3rd\n\ttab\n"
+    assert text.isascii()
+    assert _ASCII_WORD_OR_EOL_RE.findall(text) == _WORD_OR_EOL_RE.findall(text)
