@@ -14,6 +14,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -348,3 +349,56 @@ def train_language_model(
         "parameters": sum(p.numel() for p in model.parameters()),
     }
     return model, info
+
+
+# ---------------------------------------------------------------------------- saved models
+HPARAMS_FILE = "hparams.json"
+
+
+def load_language_model(folder: str | os.PathLike) -> tuple[LanguageModel, list[str], str]:
+    """Rebuild a model saved by the ``train_lm`` stage: ``(model (eval mode), tokens, level)``.
+
+    The folder holds ``model.ckpt`` (Lightning checkpoint, read with
+    ``weights_only=True``), ``vocab.tsv`` and ``hparams.json``.
+    """
+    import json
+
+    from pipeline.config import from_mapping
+    from pipeline.vocab import Vocabulary
+
+    folder = Path(folder)
+    hp_path = folder / HPARAMS_FILE
+    if not hp_path.is_file():
+        raise DataError(f"{hp_path}: not found (is {folder} a model folder from train_lm?)")
+    try:
+        hp = json.loads(hp_path.read_text(encoding="utf-8"))
+        arch = from_mapping(LMArch, hp["arch"], where=f"{hp_path}:arch")
+        level, vocab_size = hp["level"], int(hp["vocab_size"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{hp_path}: malformed ({exc})") from exc
+    vocab = Vocabulary.load_tsv(folder / "vocab.tsv")
+    if len(vocab) != vocab_size:
+        raise DataError(f"{folder / 'vocab.tsv'}: {len(vocab)} tokens, hparams say {vocab_size}")
+    model = LanguageModel(arch, vocab_size)
+    state = load_state_dict(folder / "model.ckpt")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise DataError(f"{folder / 'model.ckpt'}: does not match {hp_path} ({exc})") from exc
+    return model.eval(), list(vocab.tokens), level
+
+
+def score_texts(
+    model: LanguageModel, tokens: list[str], texts: list[str], level: Literal["word", "char"]
+) -> list[dict[str, Any]]:
+    """:func:`score_sentences` for raw strings (tokenized by :func:`tokens_of`; unknown
+    words map to ``<unk>``, and their count is returned as ``unknown``)."""
+    index = {t: i for i, t in enumerate(tokens)}
+    unk = index.get("<unk>", 1)
+    encoded, unknown = [], []
+    for text in texts:
+        toks = tokens_of(text, level)
+        encoded.append([index.get(t, unk) for t in toks])
+        unknown.append(sum(t not in index for t in toks))
+    scores = score_sentences(model, encoded, eos_id=index.get("<eos>", EOS_ID))
+    return [{"text": t, "unknown": u, **s} for t, u, s in zip(texts, unknown, scores, strict=True)]
