@@ -1,0 +1,38 @@
+"""The before/after projection plot is a readable PNG written atomically."""
+
+from __future__ import annotations
+
+import matplotlib.image as mpimg
+import numpy as np
+
+from pipeline.bias_plot import plot_debias, plot_projections
+from pipeline.debias import hard_debias
+from pipeline.embeddings import Embeddings
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_projections_writes_a_two_panel_png(tmp_path):
+    path = tmp_path / "sub" / "projections.png"
+    before = {"nurse": (0.3, 0.1), "engineer": (-0.2, 0.4)}
+    after = {"nurse": (0.0, 0.1), "engineer": (0.0, 0.4)}
+    plot_projections(path, before, after, labelled=["nurse"], reference_before={"she": (0.5, 0.0)},
+                     reference_after={"she": (0.5, 0.0)}, title="toy")  # fmt: skip
+    assert path.read_bytes()[:8] == PNG_MAGIC
+    img = mpimg.imread(path)
+    assert img.shape[1] > 1.8 * img.shape[0]  # side by side
+    assert img.std() > 0.01  # not blank
+    assert [p.name for p in path.parent.iterdir()] == ["projections.png"]  # no temp files
+
+
+def test_plot_debias_from_embeddings(tmp_path):
+    rng = np.random.default_rng(0)
+    words = ["she", "he"] + [f"job{i}" for i in range(20)]
+    vecs = rng.normal(size=(22, 5))
+    vecs[0, 0], vecs[1, 0] = 3.0, -3.0
+    emb = Embeddings(words, vecs)
+    g = np.eye(5)[0]
+    after = hard_debias(emb, g, {"she", "he"}, [("she", "he")]).embeddings
+    path = tmp_path / "p.png"
+    plot_debias(path, emb, after, g, words[2:], reference_words=["she", "he"], n_labels=3)
+    assert path.read_bytes()[:8] == PNG_MAGIC and path.stat().st_size > 10_000
