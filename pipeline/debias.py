@@ -443,3 +443,39 @@ def hard_debias(
     vectors = equalize(vectors, direction, plan.index_pairs)
     out = emb.with_vectors(vectors.astype(np.float32))
     return HardDebiasResult(out, int(mask.sum()), int((~mask).sum()), plan)
+
+
+def debias_record(
+    before,
+    result: HardDebiasResult,
+    direction: BiasDirection,
+    axis: BiasAxis,
+    other: BiasDirection | None = None,
+) -> dict:
+    """JSON-ready facts of one hard debiasing: the direction (explained variance, pairs,
+    agreement with the ``other`` method), what was neutralized and equalized, and the
+    numerical checks of :func:`debias_checks`."""
+    plan = result.plan
+    evr = direction.explained_variance_ratio
+    rec = {
+        "ends": list(axis.ends),
+        "vocab_size": len(before),
+        "dim": int(before.vectors.shape[1]),
+        "explained_variance": evr.tolist(),
+        "explained_variance_first": float(evr[0]),
+        "direction_pairs_used": len(direction.pairs_used),
+        "direction_pairs_missing": [list(p) for p in direction.pairs_missing],
+        "neutralized_words": result.n_neutralized,
+        "specific_words_found": result.n_specific_found,
+        "equalize_pairs_total": len(axis.equalize_pairs),
+        "equalize_pairs_applied": plan.pairs_applied,
+        "equalize_pairs_skipped": len(plan.pairs_skipped),
+        "equalize_pairs_skipped_words": [list(p) for p in plan.pairs_skipped],
+        "equalize_variants": len(plan.index_pairs),
+        **debias_checks(before, result.embeddings, direction.vector, plan, axis.specific),
+    }
+    if other is not None:
+        rec[f"direction_cos_{direction.method}_{other.method}"] = float(
+            direction.vector @ other.vector
+        )
+    return rec

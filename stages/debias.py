@@ -22,7 +22,7 @@ from pipeline.bias_plot import plot_debias
 from pipeline.debias import (
     DebiasConfig,
     bias_direction,
-    debias_checks,
+    debias_record,
     hard_debias,
     load_axis,
     use_lowercase,
@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> None:
             emb, axis.definitional_pairs, "mean" if cfg.method == "pca" else "pca"
         )
         result = hard_debias(emb, direction.vector, axis.specific, axis.equalize_pairs)
-        debiased, plan = result.embeddings, result.plan
+        debiased = result.embeddings
         kw = dict(
             ends=axis.ends, specific=axis.specific, c=cfg.direct_bias_c, top_k=cfg.top_k,
             weat_permutations=cfg.weat_permutations, weat_max_exact=cfg.weat_max_exact,
@@ -102,24 +102,9 @@ def run(args: argparse.Namespace) -> None:
             "embedding": name,
             "axis": cfg.axis,
             "method": cfg.method,
-            "ends": list(axis.ends),
             "lowercased_word_lists": lower,
-            "vocab_size": len(emb),
-            "dim": emb.dim,
-            "explained_variance": direction.explained_variance_ratio.tolist(),
-            "explained_variance_first": float(direction.explained_variance_ratio[0]),
-            "direction_pairs_used": len(direction.pairs_used),
-            "direction_pairs_missing": [list(p) for p in direction.pairs_missing],
-            "direction_cos_pca_mean": float(g @ other.vector),
             "direct_bias_c": cfg.direct_bias_c,
-            "neutralized_words": result.n_neutralized,
-            "specific_words_found": result.n_specific_found,
-            "equalize_pairs_total": len(axis.equalize_pairs),
-            "equalize_pairs_applied": plan.pairs_applied,
-            "equalize_pairs_skipped": len(plan.pairs_skipped),
-            "equalize_pairs_skipped_words": [list(p) for p in plan.pairs_skipped],
-            "equalize_variants": len(plan.index_pairs),
-            **debias_checks(emb, debiased, g, plan, axis.specific),
+            **debias_record(emb, result, direction, axis, other),
             **before_after(
                 bias_summary(emb, g, axis.neutral_words, tests, **kw),
                 bias_summary(debiased, g, axis.neutral_words, tests, **kw),
