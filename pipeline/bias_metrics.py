@@ -103,16 +103,18 @@ def permutation_pvalue(
     seed: int = 0,
     max_exact: int = 100000,
 ) -> tuple[float, bool, int]:
-    """One-sided p-value P[s(X_i, Y_i) > s(X, Y)] over equal-size re-partitions of X u Y.
+    """One-sided p-value P[s(X_i, Y_i) >= s(X, Y)] over equal-size re-partitions of X u Y.
 
-    Exact (all ``C(|X|+|Y|, |X|)`` partitions) when that number is at most ``max_exact``,
-    else ``n_permutations`` random partitions from ``seed``. Returns (p, exact, n).
+    Exact (all ``C(|X|+|Y|, |X|)`` partitions, the observed one included, so p >= 1/C)
+    when that number is at most ``max_exact``; else ``n_permutations`` random partitions
+    from ``seed`` with the usual (k + 1) / (n + 1). ``>=`` rather than Caliskan et al.'s
+    ``>`` so that tiny word sets cannot report p = 0. Returns (p, exact, n).
     """
     allv = np.concatenate([assoc_x, assoc_y]).astype(np.float64)
     n, nx = len(allv), len(assoc_x)
     total = allv.sum()
     observed = 2 * assoc_x.sum() - total  # sum(X) - sum(Y)
-    tol = 1e-12 * max(1.0, abs(observed))
+    tol = 1e-12 * max(1.0, abs(observed))  # the same partition summed in another order
     n_parts = math.comb(n, nx)
     if n_parts <= max_exact:
         combos = np.fromiter(
@@ -121,11 +123,12 @@ def permutation_pvalue(
             count=n_parts * nx,
         ).reshape(n_parts, nx)
         stats = 2 * allv[combos].sum(axis=1) - total
-        return float(np.mean(stats > observed + tol)), True, n_parts
+        return float(np.mean(stats >= observed - tol)), True, n_parts
     rng = np.random.default_rng(seed)
     perms = rng.permuted(np.tile(np.arange(n), (n_permutations, 1)), axis=1)
     stats = 2 * allv[perms[:, :nx]].sum(axis=1) - total
-    return float(np.mean(stats > observed + tol)), False, n_permutations
+    k = int(np.sum(stats >= observed - tol))
+    return (k + 1) / (n_permutations + 1), False, n_permutations
 
 
 def weat(

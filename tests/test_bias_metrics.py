@@ -69,14 +69,16 @@ def brute_pvalue(x, y):
     for idx in itertools.combinations(range(len(allv)), len(x)):
         xi = [allv[i] for i in idx]
         stats.append(2 * sum(xi) - sum(allv))
-    return np.mean([s > obs + 1e-12 for s in stats])
+    return np.mean([s >= obs - 1e-12 for s in stats])
 
 
 def test_permutation_pvalue_exact_by_hand_and_against_brute_force():
-    # partitions of {1,2,3,4} into 2+2: X-sums 3 (observed), 4, 5, 5, 6, 7 -> 5 of 6 are larger
+    # partitions of {1,2,3,4} into 2+2: X-sums 3, 4, 5, 5, 6, 7; p = share >= observed
     p, exact, n = permutation_pvalue(np.array([1.0, 2.0]), np.array([3.0, 4.0]))
-    assert (p, exact, n) == (pytest.approx(5 / 6), True, 6)
-    assert permutation_pvalue(np.array([3.0, 4.0]), np.array([1.0, 2.0]))[0] == 0.0
+    assert (p, exact, n) == (pytest.approx(1.0), True, 6)
+    assert permutation_pvalue(np.array([3.0, 4.0]), np.array([1.0, 2.0]))[0] == pytest.approx(1 / 6)
+    # {2,4} vs {1,3}: X-sums 6 (observed), 3, 5, 5, 7, 4 -> 2 of 6 are >= 6
+    assert permutation_pvalue(np.array([2.0, 4.0]), np.array([1.0, 3.0]))[0] == pytest.approx(2 / 6)
     rng = np.random.default_rng(1)
     for nx, ny in [(3, 3), (4, 2), (5, 4)]:
         x, y = rng.normal(size=nx), rng.normal(size=ny)
@@ -120,8 +122,8 @@ def test_weat_effect_size_matches_its_definition():
     expect = (np.mean(sx) - np.mean(sy)) / np.std(sx + sy, ddof=1)
     assert r.effect_size == pytest.approx(expect) and r.effect_size > 1.0
     assert r.statistic == pytest.approx(sum(sx) - sum(sy))
-    # P[s(X_i, Y_i) > s(X, Y)]: no other 3+3 split of the targets is as extreme
-    assert r.p_value == 0.0 and r.n_permutations == 20
+    # P[s(X_i, Y_i) >= s(X, Y)]: only the observed 3+3 split of the targets is as extreme
+    assert r.p_value == pytest.approx(1 / 20) and r.n_permutations == 20
     assert r.exact and r.n_words == {"X": 3, "Y": 3, "A": 2, "B": 2} and r.missing == ("zz",)
     swapped = weat(emb, Y, X[:3], A, B)
     assert swapped.effect_size == pytest.approx(-expect)
