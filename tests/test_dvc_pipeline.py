@@ -1,0 +1,126 @@
+"""The real DVC + Hydra + MLflow wiring, end to end on a tiny local corpus.
+
+A throw-away copy of the repository (dvc.yaml, conf/, pipeline/, stages/) whose `sotu`
+dataset is a local folder: `dvc repro` fetches and prepares it, a second repro is a
+no-op, `dvc exp run -S prepare.min_count=...` recomposes params.yaml from conf/ and
+changes the metrics, and every stage run lands in MLflow under one parent per execution.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+import yaml
+
+from tests.conftest import REPO
+
+WORDS = "the nation union people state government congress war peace law year world".split()
+
+
+def _corpus(folder: Path) -> None:
+    """A few speeches in the sotu layout: one paragraph per line."""
+    (folder / "speeches").mkdir(parents=True)
+    for k in range(3):
+        lines = [
+            " ".join(WORDS[(i * 7 + j * 3 + k) % len(WORDS)] for j in range(12 + i % 5))
+            + (f" rare{chr(97 + i // 4)}{chr(97 + k)}" if i % 4 == 0 else "")  # seen once
+            for i in range(40)
+        ]
+        (folder / "speeches" / f"18{k}0-President-{k}.txt").write_text("\n".join(lines) + "\n")
+
+
+def _dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env.pop("WORDPIPE_PIPELINE_ID", None)  # the stages must find their dvc parent themselves
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env["PYTHONPATH"] = str(repo)
+    env["DVC_NO_ANALYTICS"] = "1"
+    proc = subprocess.run(
+        [sys.executable, "-m", "dvc", *args], cwd=repo, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, f"dvc {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.email=t@t", "-c", "user.name=t", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+    )
+
+
+@pytest.fixture
+def tiny_repo(tmp_path: Path) -> Path:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("pipeline", "stages", "conf", ".dvc"):
+        shutil.copytree(REPO / name, repo / name, ignore=ignore)
+    shutil.rmtree(repo / ".dvc" / "tmp", ignore_errors=True)
+    shutil.rmtree(repo / ".dvc" / "cache", ignore_errors=True)
+    shutil.copy(REPO / "dvc.yaml", repo / "dvc.yaml")
+    corpus = tmp_path / "corpus"
+    _corpus(corpus)
+    # Only a local `sotu` dataset; the smoke profile by default.
+    (repo / "conf" / "fetch" / "default.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "cache_dir": str(tmp_path / "cache"),
+                "datasets": {"sotu": {"source": "path", "path": str(corpus)}},
+            }
+        )
+    )
+    config = (repo / "conf" / "config.yaml").read_text()
+    (repo / "conf" / "config.yaml").write_text(config.replace("profile: cpu", "profile: smoke"))
+    from stages.compose_params import compose
+
+    compose(repo / "params.yaml", [], conf_dir=repo / "conf")
+    (repo / ".gitignore").write_text("/data/\n/mlflow.db\n/mlruns/\n")
+    _git(repo, "init", "-q")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "init")
+    return repo
+
+
+def test_repro_noop_exp_run_and_mlflow(tiny_repo: Path, monkeypatch):
+    uri = f"sqlite:///{tiny_repo / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+
+    _dvc(tiny_repo, "repro", "prepare@sotu")
+    metrics = json.loads((tiny_repo / "metrics" / "prepare_sotu.json").read_text())
+    assert metrics["tokens"] > 0 and metrics["vocab_size"] > 3
+    assert (tiny_repo / "data" / "raw" / "sotu" / "MANIFEST.json").exists()
+
+    again = _dvc(tiny_repo, "repro", "prepare@sotu")
+    assert "didn't change" in again.stdout and "Running stage" not in again.stdout
+
+    _git(tiny_repo, "add", "-A")
+    _git(tiny_repo, "commit", "-qm", "lock")
+    _dvc(tiny_repo, "exp", "run", "prepare@sotu", "-S", "prepare.min_count=1")
+    after = json.loads((tiny_repo / "metrics" / "prepare_sotu.json").read_text())
+    assert yaml.safe_load((tiny_repo / "params.yaml").read_text())["prepare"]["min_count"] == 1
+    assert after["vocab_size"] > metrics["vocab_size"]  # the rare words now have ids
+
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name("wordpipe")
+    runs = client.search_runs([exp.experiment_id])
+    parents = {r.info.run_id: r for r in runs if r.data.tags.get("wordpipe.kind") == "pipeline"}
+    stages = [r for r in runs if r.data.tags.get("wordpipe.kind") == "stage"]
+    # first repro: fetch + prepare under one parent; exp run: prepare under another.
+    assert len(parents) == 2
+    assert sorted(r.data.tags["dvc.stage"] for r in stages) == [
+        "fetch@sotu",
+        "prepare@sotu",
+        "prepare@sotu",
+    ]
+    assert all(r.data.tags.get("mlflow.parentRunId") in parents for r in stages)
+    assert any(r.data.tags.get("dvc.exp_name") for r in stages)
