@@ -250,13 +250,13 @@ def _analogy_predictions(
         stop = min(start + step, len(q))
         k = stop - start
         a, b, c = inv[start:stop, 0], inv[start:stop, 1], inv[start:stop, 2]
-        if sims is None:  # pragma: no cover - very large vocabularies
+        if sims is None:  # very large vocabularies
             rows = uniq[inv[start:stop]]  # (k, 3)
             sa, sb, sc = (view.unit[rows[:, j]] @ view.unit.T for j in range(3))
         for method in methods:
             out, other = buf[:k], tmp[:k]
             if method == "3cosadd":
-                if sims is None:  # pragma: no cover
+                if sims is None:
                     np.subtract(sb + sc, sa, out=out)
                 else:
                     np.take(sims, b, axis=0, out=out)
@@ -265,7 +265,7 @@ def _analogy_predictions(
                     np.take(sims, a, axis=0, out=other)
                     out -= other
             else:
-                if sims is None:  # pragma: no cover
+                if sims is None:
                     np.multiply((1 + sb) * (1 + sc) / 4, 1.0 / ((1 + sa) / 2 + 1e-6), out=out)
                 else:
                     np.take(half, b, axis=0, out=out)
