@@ -341,6 +341,9 @@ def train_language_model(
     best = fit(trainer, module, loaders, ckpt_path=resume_from)
     if best is not None and best.is_file():
         model.load_state_dict(load_state_dict(best))
+    else:  # stopped (max_time) before the first validation: keep the last weights
+        best = checkpoint_file(checkpoint_dir)
+        trainer.save_checkpoint(best)
     model.cpu()
     info = {
         "epochs": int(trainer.current_epoch),

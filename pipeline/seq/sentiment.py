@@ -1,0 +1,567 @@
+"""Sentence sentiment (many-to-one): rt-polarity data, a stratified split, two models.
+
+- :class:`AveragingClassifier`: mean of the word embeddings -> linear -> softmax (blind
+  to word order: "not good, bad" and "not bad, good" look the same).
+- :class:`RecurrentClassifier`: :class:`SequenceEncoder` + pooled :class:`ClassificationHead`.
+
+Both map ``(ids (B, T), lengths (B,)) -> logits (B, 2)``; label 1 = positive.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from pipeline.errors import DataError
+from pipeline.seq.encoder import PAD_ID, EncoderConfig, SequenceEncoder
+from pipeline.seq.heads import ClassificationHead, length_mask
+from pipeline.seq.training import (
+    TrainerSettings,
+    build_trainer,
+    checkpoint_file,
+    epoch_timer,
+    fit,
+    load_state_dict,
+)
+
+EmbeddingName = Literal["random", "glove", "sgns", "glove_debiased", "sgns_debiased"]
+
+
+# ---------------------------------------------------------------------------- data
+def load_rt_polarity(path: str | os.PathLike) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Read ``id<TAB>score<TAB>text`` lines -> ``(texts, labels, scores)``.
+
+    Labels binarise the score by its sign (1 positive, 0 negative); zero scores are
+    dropped. A malformed line raises :class:`DataError` naming the file and line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: not found (run the fetch stage for rt_polarity)")
+    texts, labels, scores = [], [], []
+    with open(path, encoding="utf-8", errors="strict", newline=None) as fh:
+        try:
+            for lineno, line in enumerate(fh, start=1):
+                line = line.rstrip("\n")
+                if not line.strip():
+                    continue
+                parts = line.split("\t", 2)
+                if len(parts) != 3:
+                    raise DataError(f"{path}:{lineno}: expected id<TAB>score<TAB>text")
+                try:
+                    score = float(parts[1])
+                except ValueError:
+                    raise DataError(
+                        f"{path}:{lineno}: score {parts[1]!r} is not a number"
+                    ) from None
+                if score == 0 or not np.isfinite(score):
+                    continue
+                texts.append(parts[2].strip())
+                labels.append(1 if score > 0 else 0)
+                scores.append(score)
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path}: not UTF-8 ({exc})") from exc
+    if not texts:
+        raise DataError(f"{path}: no labelled sentences")
+    return texts, np.asarray(labels, dtype=np.int64), np.asarray(scores, dtype=np.float64)
+
+
+def stratified_split(
+    labels: np.ndarray, fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices of train / valid / test, each class split in the given proportions.
+
+    Deterministic for a seed; every index lands in exactly one part (sorted).
+    """
+    rng = np.random.default_rng(seed)
+    parts: list[list[int]] = [[], [], []]
+    total = float(sum(fractions))
+    for cls in np.unique(labels):
+        idx = np.flatnonzero(labels == cls)
+        rng.shuffle(idx)
+        n_train = round(len(idx) * fractions[0] / total)
+        n_valid = round(len(idx) * fractions[1] / total)
+        parts[0].extend(idx[:n_train])
+        parts[1].extend(idx[n_train : n_train + n_valid])
+        parts[2].extend(idx[n_train + n_valid :])
+    return tuple(np.sort(np.asarray(p, dtype=np.int64)) for p in parts)  # type: ignore[return-value]
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased words, with negation contractions split (``doesn't`` -> ``does``,
+    ``n't``) so that the negation is one shared token."""
+    from pipeline.text import word_tokenize
+
+    out: list[str] = []
+    for word in word_tokenize(text.lower().replace("\u2019", "'")):
+        if word.endswith("n't") and len(word) > 3:
+            out.extend([word[:-3], "n't"])
+        else:
+            out.append(word)
+    return out
+
+
+def build_vocab(
+    token_lists: Sequence[Sequence[str]], min_count: int = 1, max_size: int | None = None
+):
+    """A :class:`pipeline.vocab.Vocabulary` over training sentences (specials first)."""
+    from pipeline.vocab import Vocabulary
+
+    return Vocabulary.from_counts(
+        Counter(t for toks in token_lists for t in toks), min_count=min_count, max_size=max_size
+    )
+
+
+class EncodedSentences(torch.utils.data.Dataset):
+    """Id arrays + labels; items ``(ids, label)``."""
+
+    def __init__(self, ids: list[np.ndarray], labels: np.ndarray) -> None:
+        self.ids = ids
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
+        return self.ids[i], int(self.labels[i])
+
+
+def collate(batch: list[tuple[np.ndarray, int]]) -> tuple[torch.Tensor, ...]:
+    """Pad to the longest sentence: ``(ids (B, T), lengths (B,), labels (B,))``."""
+    lengths = torch.tensor([max(len(ids), 1) for ids, _ in batch])
+    out = torch.full((len(batch), int(lengths.max())), PAD_ID, dtype=torch.long)
+    for i, (ids, _) in enumerate(batch):
+        out[i, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
+    return out, lengths, torch.tensor([label for _, label in batch])
+
+
+def make_loader(
+    ids: list[np.ndarray], labels: np.ndarray, batch_size: int, shuffle: bool, seed: int = 0
+) -> DataLoader:
+    gen = torch.Generator().manual_seed(seed)
+    return DataLoader(
+        EncodedSentences(ids, labels),
+        batch_size=batch_size,
+        shuffle=shuffle,
+        collate_fn=collate,
+        generator=gen if shuffle else None,
+    )
+
+
+# ---------------------------------------------------------------------------- models
+class AveragingClassifier(nn.Module):
+    """Mean of the embeddings of the valid positions -> dropout -> linear (logits)."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_dim: int,
+        num_classes: int = 2,
+        embedding_matrix: torch.Tensor | None = None,
+        freeze_embeddings: bool = False,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=PAD_ID)
+        if embedding_matrix is not None:
+            with torch.no_grad():
+                self.embedding.weight.copy_(embedding_matrix)
+        self.embedding.weight.requires_grad_(not freeze_embeddings)
+        self.dropout = nn.Dropout(dropout)
+        self.proj = nn.Linear(embedding_dim, num_classes)
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        mask = length_mask(lengths.to(ids.device), ids.shape[1]).unsqueeze(-1)  # (B, T, 1)
+        emb = self.embedding(ids) * mask  # (B, T, D)
+        mean = emb.sum(1) / lengths.to(emb.device).clamp(min=1)[:, None].to(emb.dtype)
+        return self.proj(self.dropout(mean))
+
+
+class RecurrentClassifier(nn.Module):
+    """:class:`SequenceEncoder` -> pooled head (last / mean / max) -> logits."""
+
+    def __init__(
+        self,
+        config: EncoderConfig,
+        vocab_size: int,
+        num_classes: int = 2,
+        embedding_matrix: torch.Tensor | None = None,
+        pooling: Literal["last", "mean", "max"] = "last",
+    ) -> None:
+        super().__init__()
+        self.encoder = SequenceEncoder(config, vocab_size, embedding_matrix)
+        self.head = ClassificationHead(
+            self.encoder.output_size,
+            num_classes,
+            pooling,
+            dropout=config.dropout,
+            bidirectional=config.bidirectional,
+        )
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(ids, lengths), lengths)
+
+
+# ---------------------------------------------------------------------------- config
+@dataclass(frozen=True)
+class RnnSettings:
+    """The recurrent model: encoder shape and pooling."""
+
+    cell: Literal["rnn", "gru", "lstm"] = "lstm"
+    hidden_size: int = field(default=100, metadata={"min": 1})
+    num_layers: int = field(default=1, metadata={"min": 1})
+    bidirectional: bool = True
+    pooling: Literal["last", "mean", "max"] = "max"
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Per-model optimisation settings."""
+
+    lr: float = field(default=1e-3, metadata={"gt": 0.0})
+    weight_decay: float = field(default=0.0, metadata={"min": 0.0})
+    dropout: float = field(default=0.3, metadata={"min": 0.0, "max": 0.95})
+    max_epochs: int | None = field(default=None, metadata={"min": 1})
+
+
+@dataclass(frozen=True)
+class SentimentConfig:
+    """The ``sentiment`` section (one section for both models).
+
+    ``embedding``: ``random`` or a pipeline artifact under
+    ``data/processed/embeddings/<name>/``; its dimension must equal ``embedding_dim``.
+    ``max_train_examples``: use only the first N training sentences (time budget).
+    """
+
+    models: list[str] = field(default_factory=lambda: ["avg", "rnn"])
+    embedding: EmbeddingName = "random"
+    embedding_dim: int = field(default=100, metadata={"min": 1})
+    freeze_embeddings: bool = False
+    min_count: int = field(default=1, metadata={"min": 1})
+    max_vocab: int | None = field(default=None, metadata={"min": 4})
+    split_seed: int = 0
+    max_train_examples: int | None = field(default=None, metadata={"min": 10})
+    batch_size: int = field(default=64, metadata={"min": 1})
+    avg: ModelSettings = field(default_factory=lambda: ModelSettings(lr=5e-3, dropout=0.2))
+    rnn: ModelSettings = field(default_factory=ModelSettings)
+    encoder: RnnSettings = field(default_factory=RnnSettings)
+    trainer: TrainerSettings = field(
+        default_factory=lambda: TrainerSettings(monitor="val_acc", mode="max")
+    )
+
+
+def build_model(
+    kind: str, cfg: SentimentConfig, vocab_size: int, embedding_matrix: torch.Tensor | None
+) -> nn.Module:
+    """The ``avg`` or ``rnn`` model for ``cfg``."""
+    if kind == "avg":
+        return AveragingClassifier(
+            vocab_size,
+            cfg.embedding_dim,
+            2,
+            embedding_matrix,
+            cfg.freeze_embeddings,
+            cfg.avg.dropout,
+        )
+    if kind == "rnn":
+        e = cfg.encoder
+        enc = EncoderConfig(
+            cell=e.cell,
+            embedding_dim=cfg.embedding_dim,
+            hidden_size=e.hidden_size,
+            num_layers=e.num_layers,
+            bidirectional=e.bidirectional,
+            dropout=cfg.rnn.dropout,
+            freeze_embeddings=cfg.freeze_embeddings,
+        )
+        return RecurrentClassifier(enc, vocab_size, 2, embedding_matrix, e.pooling)
+    raise DataError(f"sentiment.models: unknown model {kind!r} (known: avg, rnn)")
+
+
+# ---------------------------------------------------------------------------- train / predict
+def train_classifier(
+    model: nn.Module,
+    settings: ModelSettings,
+    trainer_settings: TrainerSettings,
+    train_loader: DataLoader,
+    val_loader: DataLoader,
+    checkpoint_dir: str | os.PathLike,
+    logger: Any = None,
+) -> dict[str, Any]:
+    """Fit ``model`` in place (best validation checkpoint reloaded); returns
+    ``{"epochs", "time_per_epoch_s", "checkpoint"}``. Seed the model's initialisation
+    before building it (``lightning.seed_everything``) for identical runs."""
+    from dataclasses import replace
+
+    from pipeline.seq.lit import ClassifierModule
+
+    if settings.max_epochs is not None:
+        trainer_settings = replace(trainer_settings, max_epochs=settings.max_epochs)
+    timer = epoch_timer()
+    trainer = build_trainer(trainer_settings, checkpoint_dir, logger, callbacks=[timer])
+    checkpoint_file(checkpoint_dir).unlink(missing_ok=True)
+    module = ClassifierModule(model, lr=settings.lr, weight_decay=settings.weight_decay)
+    best = fit(trainer, module, (train_loader, val_loader))
+    if best is not None and best.is_file():
+        model.load_state_dict(load_state_dict(best))
+    else:  # stopped (max_time) before the first validation: keep the last weights
+        best = checkpoint_file(checkpoint_dir)
+        trainer.save_checkpoint(best)
+    model.cpu()
+    return {
+        "epochs": int(trainer.current_epoch),
+        "time_per_epoch_s": float(np.mean(timer.seconds)) if timer.seconds else None,
+        "checkpoint": best,
+    }
+
+
+@torch.no_grad()
+def predict(model: nn.Module, loader: DataLoader) -> tuple[np.ndarray, np.ndarray]:
+    """``(predicted labels, probability of positive)`` for every sentence, in order."""
+    was = model.training
+    model.eval()
+    preds, probs = [], []
+    try:
+        for ids, lengths, _ in loader:
+            p = torch.softmax(model(ids, lengths).float(), -1)[:, 1]
+            probs.append(p.numpy())
+            preds.append((p > 0.5).long().numpy())
+    finally:
+        model.train(was)
+    return np.concatenate(preds), np.concatenate(probs)
+
+
+def accuracy_f1(labels: np.ndarray, preds: np.ndarray) -> dict[str, float]:
+    """Accuracy and F1 of the positive class (label 1)."""
+    labels, preds = np.asarray(labels), np.asarray(preds)
+    tp = int(((preds == 1) & (labels == 1)).sum())
+    fp = int(((preds == 1) & (labels == 0)).sum())
+    fn = int(((preds == 0) & (labels == 1)).sum())
+    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
+    return {"acc": float((labels == preds).mean()) if labels.size else 0.0, "f1": f1}
+
+
+# ---------------------------------------------------------------------------- word order
+#: Words that flip or shift the polarity of what follows: where word order matters.
+ORDER_CUES = frozenset(
+    [
+        "not",
+        "n't",
+        "no",
+        "never",
+        "nothing",
+        "nor",
+        "neither",
+        "without",
+        "lacking",
+        "lacks",
+        "lack",
+        "lacked",
+        "hardly",
+        "barely",
+        "but",
+        "although",
+        "though",
+        "yet",
+        "fails",
+        "fail",
+        "failed",
+        "instead",
+        "rather",
+        "isn't",
+    ]
+)
+
+
+def order_cues(text: str) -> list[str]:
+    """The :data:`ORDER_CUES` found in ``text`` (in order, without repeats)."""
+    seen: list[str] = []
+    for tok in tokenize(text):
+        if tok in ORDER_CUES and tok not in seen:
+            seen.append(tok)
+    return seen
+
+
+def word_order_report(
+    texts: Sequence[str],
+    labels: np.ndarray,
+    pred_avg: np.ndarray,
+    pred_rnn: np.ndarray,
+    max_examples: int = 40,
+) -> tuple[str, dict[str, float]]:
+    """Markdown report of test sentences with word-order cues (negation, contrast) that
+    the recurrent model classifies correctly and the averaging model does not.
+
+    Returns ``(markdown, numbers)``: accuracies of both models on the cue sentences and
+    on the rest, and the counts of sentences each model alone gets right.
+    """
+    labels, pred_avg, pred_rnn = (np.asarray(a) for a in (labels, pred_avg, pred_rnn))
+    cues = [order_cues(t) for t in texts]
+    has = np.array([bool(c) for c in cues])
+    rnn_ok, avg_ok = pred_rnn == labels, pred_avg == labels
+
+    def acc(ok: np.ndarray, mask: np.ndarray) -> float:
+        return float(ok[mask].mean()) if mask.any() else float("nan")
+
+    numbers = {
+        "cue_sentences": int(has.sum()),
+        "cue_acc_avg": acc(avg_ok, has),
+        "cue_acc_rnn": acc(rnn_ok, has),
+        "other_acc_avg": acc(avg_ok, ~has),
+        "other_acc_rnn": acc(rnn_ok, ~has),
+        "cue_rnn_only": int((has & rnn_ok & ~avg_ok).sum()),
+        "cue_avg_only": int((has & avg_ok & ~rnn_ok).sum()),
+    }
+    names = {0: "negative", 1: "positive"}
+    lines = [
+        "# Where word order matters: recurrent vs averaging sentiment model",
+        "",
+        f"Test sentences containing a negation or contrast cue ({', '.join(sorted(ORDER_CUES))}):"
+        f" {numbers['cue_sentences']} of {len(texts)}.",
+        "",
+        "| sentences | averaging acc | recurrent acc |",
+        "|---|---|---|",
+        f"| with a cue | {numbers['cue_acc_avg']:.3f} | {numbers['cue_acc_rnn']:.3f} |",
+        f"| without | {numbers['other_acc_avg']:.3f} | {numbers['other_acc_rnn']:.3f} |",
+        "",
+        f"With a cue, the recurrent model alone is right on {numbers['cue_rnn_only']} sentences, "
+        f"the averaging model alone on {numbers['cue_avg_only']}.",
+        "",
+        "## Right by the recurrent model, wrong by the averaging model",
+        "",
+        "| # | gold | cues | sentence |",
+        "|---|---|---|---|",
+    ]
+    shown = 0
+    for i in np.flatnonzero(has & rnn_ok & ~avg_ok):
+        if shown >= max_examples:
+            break
+        text = texts[i].replace("|", "\\|")
+        lines.append(f"| {i} | {names[int(labels[i])]} | {', '.join(cues[i])} | {text} |")
+        shown += 1
+    if not shown:
+        lines.append("| - | - | - | (none) |")
+    return "\n".join(lines) + "\n", numbers
+
+
+# ---------------------------------------------------------------------------- one run
+@dataclass
+class SentimentResult:
+    """What :func:`fit_sentiment` returns: the trained model and what to report."""
+
+    model: nn.Module
+    vocab: Any  # pipeline.vocab.Vocabulary
+    metrics: dict[str, Any]
+    test_index: np.ndarray
+    test_pred: np.ndarray
+    test_prob: np.ndarray
+
+
+def fit_sentiment(
+    kind: str,
+    cfg: SentimentConfig,
+    texts: Sequence[str],
+    labels: np.ndarray,
+    embeddings: Any = None,
+    checkpoint_dir: str | os.PathLike = "data/interim/train_sentiment",
+    logger: Any = None,
+) -> SentimentResult:
+    """Split, tokenize, build the vocabulary on train, initialise the embeddings (from
+    ``embeddings`` or random), train model ``kind`` (``avg`` | ``rnn``), evaluate on
+    valid and test. Same config and seed on CPU -> same result."""
+    import lightning as L
+
+    from pipeline.seq.encoder import init_embedding_matrix
+
+    train_idx, valid_idx, test_idx = stratified_split(labels, seed=cfg.split_seed)
+    if cfg.max_train_examples:
+        train_idx = train_idx[: cfg.max_train_examples]
+    tokens = [tokenize(t) for t in texts]
+    vocab = build_vocab([tokens[i] for i in train_idx], cfg.min_count, cfg.max_vocab)
+    ids = [vocab.encode(t) for t in tokens]
+    matrix, missing = init_embedding_matrix(
+        vocab.tokens, embeddings, cfg.embedding_dim, cfg.trainer.seed, key="sentiment.embedding_dim"
+    )
+    L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
+    model = build_model(kind, cfg, len(vocab), matrix)
+
+    def loader(idx: np.ndarray, shuffle: bool) -> DataLoader:
+        return make_loader(
+            [ids[i] for i in idx], labels[idx], cfg.batch_size, shuffle, seed=cfg.trainer.seed
+        )
+
+    settings = cfg.avg if kind == "avg" else cfg.rnn
+    info = train_classifier(
+        model,
+        settings,
+        cfg.trainer,
+        loader(train_idx, True),
+        loader(valid_idx, False),
+        checkpoint_dir,
+        logger,
+    )
+    metrics: dict[str, Any] = {
+        "model": kind,
+        "embedding": cfg.embedding,
+        "embedding_missing": missing,
+        "vocab_size": len(vocab),
+        "train_size": len(train_idx),
+        "valid_size": len(valid_idx),
+        "test_size": len(test_idx),
+        "epochs": info["epochs"],
+        "time_per_epoch_s": info["time_per_epoch_s"],
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+    out = {}
+    for split, idx in (("valid", valid_idx), ("test", test_idx)):
+        pred, prob = predict(model, loader(idx, False))
+        out[split] = (pred, prob)
+        for k, v in accuracy_f1(labels[idx], pred).items():
+            metrics[f"{split}_{k}"] = v
+    return SentimentResult(model, vocab, metrics, test_idx, *out["test"])
+
+
+def predictions_tsv(texts: Sequence[str], labels: np.ndarray, result: SentimentResult) -> str:
+    """``index<TAB>label<TAB>pred<TAB>prob_pos<TAB>text`` lines (with a header) for test."""
+    rows = ["index\tlabel\tpred\tprob_pos\ttext"]
+    for i, p, q in zip(result.test_index, result.test_pred, result.test_prob, strict=True):
+        text = " ".join(texts[i].split())  # no tabs or line breaks inside the field
+        rows.append(f"{i}\t{labels[i]}\t{p}\t{q:.4f}\t{text}")
+    return "\n".join(rows) + "\n"
+
+
+def read_predictions(path: str | os.PathLike) -> dict[str, Any]:
+    """Parse :func:`predictions_tsv` output -> ``{"index", "label", "pred", "text"}``."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: not found (run train_sentiment first)")
+    index, label, pred, text = [], [], [], []
+    with open(path, encoding="utf-8") as fh:
+        header = fh.readline().rstrip("\n")
+        if header != "index\tlabel\tpred\tprob_pos\ttext":
+            raise DataError(f"{path}:1: unexpected header {header!r}")
+        for lineno, line in enumerate(fh, start=2):
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) != 5:
+                raise DataError(f"{path}:{lineno}: expected 5 tab-separated fields")
+            try:
+                index.append(int(parts[0]))
+                label.append(int(parts[1]))
+                pred.append(int(parts[2]))
+            except ValueError as exc:
+                raise DataError(f"{path}:{lineno}: {exc}") from exc
+            text.append(parts[4])
+    return {
+        "index": np.asarray(index),
+        "label": np.asarray(label),
+        "pred": np.asarray(pred),
+        "text": text,
+    }

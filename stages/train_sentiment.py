@@ -1,0 +1,75 @@
+"""Stage `train_sentiment`: rt-polarity sentence sentiment with one model.
+
+    python -m stages.train_sentiment avg    # mean of word embeddings -> linear -> softmax
+    python -m stages.train_sentiment rnn    # recurrent encoder + pooled classification head
+
+Reads data/raw/rt_polarity/movieReviewSnippets_GroundTruth.txt and, unless
+``sentiment.embedding`` is ``random``, data/processed/embeddings/<embedding>/. Writes
+data/processed/models/sentiment_<model>/ (model.ckpt, vocab.tsv, hparams.json),
+reports/sentiment/<model>/predictions.tsv and metrics/train_sentiment_<model>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shutil
+from pathlib import Path
+
+from pipeline.atomic import atomic_dir, atomic_open, write_json
+from pipeline.errors import ConfigError
+from stages._common import load_params, section, stage_main, stage_run, write_metrics
+
+RAW = Path("data/raw/rt_polarity/movieReviewSnippets_GroundTruth.txt")
+EMBEDDINGS = Path("data/processed/embeddings")
+
+
+def run(args: argparse.Namespace) -> None:
+    from pipeline.seq import sentiment as sent
+
+    cfg = section(load_params(), "sentiment", sent.SentimentConfig)
+    if args.model not in cfg.models or args.model not in ("avg", "rnn"):
+        raise ConfigError(f"sentiment.models: {args.model!r} is not one of {cfg.models}")
+    texts, labels, _ = sent.load_rt_polarity(RAW)
+    embeddings = None
+    if cfg.embedding != "random":
+        from pipeline.embeddings import Embeddings
+
+        embeddings = Embeddings.load(EMBEDDINGS / cfg.embedding)
+
+    name = f"train_sentiment_{args.model}"
+    with stage_run(name, cfg) as tracker:
+        result = sent.fit_sentiment(
+            args.model,
+            cfg,
+            texts,
+            labels,
+            embeddings,
+            checkpoint_dir=Path("data/interim") / name,
+            logger=tracker.lightning_logger(),
+        )
+        with atomic_open(Path("reports/sentiment") / args.model / "predictions.tsv") as fh:
+            fh.write(sent.predictions_tsv(texts, labels, result))
+        with atomic_dir(Path("data/processed/models") / f"sentiment_{args.model}") as tmp:
+            shutil.copyfile(Path("data/interim") / name / "model.ckpt", tmp / "model.ckpt")
+            result.vocab.save_tsv(tmp / "vocab.tsv")
+            hp = {
+                "model": args.model,
+                "vocab_size": len(result.vocab),
+                "labels": ["negative", "positive"],
+                "config": dataclasses.asdict(cfg),
+            }
+            write_json(tmp / "hparams.json", hp)
+        write_metrics(name, result.metrics, tracker)
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="avg or rnn (an entry of sentiment.models)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    stage_main(run, argv, description=__doc__, add_arguments=_add_arguments)
+
+
+if __name__ == "__main__":
+    main()
