@@ -7,14 +7,33 @@ training time, so early stopping and the checkpoint follow the F1 score.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
 
 import lightning as L
 import torch
 
 from pipeline.errors import TrainingDivergedError
 from pipeline.seq.conlleval import evaluate
-from pipeline.seq.ner import NerModelConfig, NerTagger
+from pipeline.seq.encoder import EncoderConfig
+from pipeline.seq.ner import (
+    EncodedSentence,
+    NerDataConfig,
+    NerModelConfig,
+    NerTagger,
+    make_loader,
+)
+from pipeline.seq.training import (
+    TrainerSettings,
+    build_trainer,
+    checkpoint_file,
+    fit,
+    load_state_dict,
+)
 
 
 class NerLit(L.LightningModule):
@@ -80,3 +99,90 @@ class NerLit(L.LightningModule):
         self.log("val_precision", result.precision)
         self.log("val_recall", result.recall)
         self.history.append({"epoch": self.current_epoch, "val_f1": result.f1})
+
+
+# --------------------------------------------------------------------------- one run
+@dataclass(frozen=True)
+class NerConfig:
+    """The whole ``ner`` section: where things are, which embedding, and the settings of
+    data, model, encoder and trainer. ``embedding``: ``random`` or the name of a folder
+    under ``embeddings_dir`` (an :class:`~pipeline.embeddings.Embeddings` artifact)."""
+
+    data_dir: str = "data/raw/conll2003"
+    embeddings_dir: str = "data/processed/embeddings"
+    model_dir: str = "data/processed/models/ner"
+    reports_dir: str = "reports/ner"
+    checkpoint_dir: str = "data/interim/train_ner"
+    embedding: Literal["random", "glove", "sgns", "glove_debiased", "sgns_debiased"] = "random"
+    resume: bool = True
+    data: NerDataConfig = field(default_factory=NerDataConfig)
+    model: NerModelConfig = field(default_factory=NerModelConfig)
+    encoder: EncoderConfig = field(default_factory=lambda: EncoderConfig(bidirectional=True))
+    trainer: TrainerSettings = field(
+        default_factory=lambda: TrainerSettings(monitor="val_f1", mode="max")
+    )
+
+
+def fingerprint(config: NerConfig, files: list[Path]) -> str:
+    """sha256 of the config and the input files: a checkpoint is resumed only if it matches."""
+    h = hashlib.sha256(json.dumps(asdict(config), sort_keys=True, default=str).encode())
+    for path in files:
+        h.update(str(path.name).encode())
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class NerRunResult:
+    """A trained tagger and what the stage reports about its training."""
+
+    model: NerTagger
+    best_checkpoint: Path
+    epoch_times: list[float]
+    epochs_run: int
+    resumed: bool
+    history: list[dict[str, float]]
+
+
+def train_tagger(
+    model: NerTagger,
+    train: list[EncodedSentence],
+    valid: list[EncodedSentence],
+    config: NerConfig,
+    fingerprint_value: str,
+    logger=None,
+) -> NerRunResult:
+    """Fit ``model`` with the shared trainer (early stopping and checkpoint on ``val_f1``),
+    resuming from ``<checkpoint_dir>/model.ckpt`` when its fingerprint matches; returns the
+    model loaded with the best weights."""
+    ckdir = Path(config.checkpoint_dir)
+    ckpt = checkpoint_file(ckdir)
+    stamp = ckdir / "fingerprint.txt"
+    resume = (
+        config.resume
+        and ckpt.is_file()
+        and stamp.is_file()
+        and stamp.read_text().strip() == fingerprint_value
+    )
+    if not resume:
+        ckpt.unlink(missing_ok=True)
+    ckdir.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(fingerprint_value + "\n")
+    settings = config.trainer
+    trainer = build_trainer(settings, ckdir, logger=logger)
+    lit = NerLit(model, config.model)
+    loaders = (
+        make_loader(train, config.data.batch_size, shuffle=True, seed=settings.seed),
+        make_loader(valid, config.data.eval_batch_size, shuffle=False),
+    )
+    best = fit(trainer, lit, loaders, ckpt_path=ckpt if resume else None)
+    best = best or (ckpt if ckpt.is_file() else None)
+    if best is None:
+        raise TrainingDivergedError("ner: training wrote no checkpoint (no validation ran?)")
+    model.load_state_dict(load_state_dict(best))
+    model.eval()
+    return NerRunResult(
+        model, Path(best), lit.epoch_times, trainer.current_epoch, resume, lit.history
+    )
