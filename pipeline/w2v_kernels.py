@@ -1,0 +1,344 @@
+"""Numba CPU kernels of word2vec: skip-gram / CBOW x negative sampling / hierarchical /
+full softmax, with word2vec's lock-free ("Hogwild") updates.
+
+One call of :func:`train_job` trains a block of sentences (about ``batch_words`` words)
+in place on the shared weight matrices. It releases the GIL (``nogil=True``), so the
+driver (:mod:`pipeline.skipgram`) runs one Python thread per core, each pulling jobs from
+a shared list and updating the same matrices without locks, as word2vec and gensim do.
+
+Randomness is word2vec's 48-bit linear congruential generator, seeded per job from
+(seed, epoch, job index): with one worker a run is bit-for-bit reproducible, and a resumed
+run equals an uninterrupted one. Sigmoid and log-sigmoid come from 1,000-entry tables
+over [-6, 6] like word2vec's ``expTable``; outside that range the gradient saturates and
+the loss uses the asymptote of softplus.
+
+Shapes: ``syn0`` (V, D) input vectors; ``syn1neg`` (V, D) output vectors for negative
+sampling; ``syn1`` (V - 1, D) inner nodes for hierarchical softmax or (V, D) output
+vectors for the full softmax. All float32, C-contiguous.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# fastmath without 'nnan'/'ninf': a diverging run must still produce NaN we can detect.
+FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+EXP_TABLE_SIZE = 1000
+MAX_EXP = 6.0
+ARCH_SG, ARCH_CBOW = 0, 1
+OUT_NS, OUT_HS, OUT_SOFTMAX = 0, 1, 2
+_MASK48 = 0xFFFFFFFFFFFF
+_LCG_A = 25214903917
+
+
+def sigmoid_tables() -> tuple[np.ndarray, np.ndarray]:
+    """(sigmoid, log-sigmoid) float32 tables over [-MAX_EXP, MAX_EXP) as in word2vec."""
+    x = (np.arange(EXP_TABLE_SIZE, dtype=np.float64) / EXP_TABLE_SIZE * 2 - 1) * MAX_EXP
+    sig = 1.0 / (1.0 + np.exp(-x))
+    return sig.astype(np.float32), np.log(sig).astype(np.float32)
+
+
+def keep_probabilities(counts: np.ndarray, sample: float) -> np.ndarray:
+    """word2vec's subsampling keep probability per word (float64, capped at 1).
+
+    ``p = (sqrt(f / (t * total)) + 1) * (t * total) / f`` with ``f`` the word's count,
+    ``total`` the sum of counts; ``sample <= 0`` keeps every word.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    if sample <= 0:
+        return np.ones_like(counts)
+    thr = sample * counts.sum()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = (np.sqrt(counts / thr) + 1.0) * thr / counts
+    p[~np.isfinite(p)] = 1.0
+    return np.minimum(p, 1.0)
+
+
+def keep_thresholds(keep: np.ndarray) -> np.ndarray:
+    """Keep probabilities as int64 thresholds on a 32-bit random number."""
+    return np.round(np.asarray(keep, dtype=np.float64) * 2.0**32).astype(np.int64)
+
+
+def build_alias(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Walker's alias table for sampling ids proportionally to ``weights``.
+
+    Returns ``prob`` float32 (V,) and ``alias`` int32 (V,): draw a uniform id ``i`` and a
+    uniform ``u``; the sample is ``i`` if ``u < prob[i]`` else ``alias[i]`` (O(1) per draw,
+    against word2vec's 1e8-entry table or gensim's binary search).
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    n = w.shape[0]
+    total = w.sum()
+    if n == 0 or not total > 0:
+        raise ValueError("build_alias: weights must have a positive sum")
+    scaled = w * (n / total)
+    prob = np.ones(n, dtype=np.float64)
+    alias = np.arange(n, dtype=np.int64)
+    small = [i for i in range(n) if scaled[i] < 1.0]
+    large = [i for i in range(n) if scaled[i] >= 1.0]
+    while small and large:
+        s = small.pop()
+        g = large[-1]
+        prob[s] = scaled[s]
+        alias[s] = g
+        scaled[g] -= 1.0 - scaled[s]
+        if scaled[g] < 1.0:
+            large.pop()
+            small.append(g)
+    # leftovers are 1 up to rounding
+    return prob.astype(np.float32), alias.astype(np.int32)
+
+
+@njit(cache=True, nogil=True)
+def _lcg(r):
+    return (r * _LCG_A + 11) & _MASK48
+
+
+@njit(cache=True, nogil=True)
+def _draw(r, prob, alias):
+    """One alias-table draw; returns (id, new state)."""
+    n = prob.shape[0]
+    r = _lcg(r)
+    idx = (((r >> 16) & 0xFFFFFFFF) * n) >> 32
+    r = _lcg(r)
+    u = np.float32(((r >> 24) & 0xFFFFFF) * (1.0 / 16777216.0))
+    if u >= prob[idx]:
+        idx = alias[idx]
+    return idx, r
+
+
+@njit(cache=True, nogil=True)
+def sample_negatives(prob, alias, n, seed):
+    """``n`` draws from the alias table with the kernels' own generator (for tests)."""
+    out = np.empty(n, dtype=np.int64)
+    r = np.int64(seed) & _MASK48
+    for i in range(n):
+        idx, r = _draw(r, prob, alias)
+        out[i] = idx
+    return out
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _sig_loss(f, label, sig_t, logsig_t):
+    """(sigmoid(f), -log p(label | f)) from the tables; NaN propagates into the loss."""
+    if f > -MAX_EXP and f < MAX_EXP:
+        i = int((f + MAX_EXP) * (EXP_TABLE_SIZE / MAX_EXP / 2.0))
+        s = sig_t[i]
+        if label == 1:
+            loss = -logsig_t[i]
+        else:
+            loss = -logsig_t[EXP_TABLE_SIZE - 1 - i]
+        return s, loss
+    if f >= MAX_EXP:
+        return np.float32(1.0), (0.0 if label == 1 else f)
+    if f <= -MAX_EXP:
+        return np.float32(0.0), (-f if label == 1 else 0.0)
+    return np.float32(0.0), f + 0.0  # NaN
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _ns_update(l1, neu1e, syn1neg, target, negative, prob, alias, alpha, r, sig_t, logsig_t):
+    """Negative sampling for one (input vector, target word); accumulates into neu1e."""
+    dim = l1.shape[0]
+    loss = 0.0
+    for k in range(negative + 1):
+        if k == 0:
+            w = target
+            label = 1
+        else:
+            w, r = _draw(r, prob, alias)
+            if w == target:
+                continue
+            label = 0
+        f = np.float32(0.0)
+        for d in range(dim):
+            f += l1[d] * syn1neg[w, d]
+        s, lo = _sig_loss(f, label, sig_t, logsig_t)
+        loss += lo
+        if f != f:
+            continue
+        g = np.float32((label - s) * alpha)
+        for d in range(dim):
+            neu1e[d] += g * syn1neg[w, d]
+            syn1neg[w, d] += g * l1[d]
+    return loss, r
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _hs_update(l1, neu1e, syn1, target, codes, points, lengths, alpha, sig_t, logsig_t):
+    """Hierarchical softmax along the Huffman path of ``target``."""
+    dim = l1.shape[0]
+    loss = 0.0
+    for j in range(lengths[target]):
+        p = points[target, j]
+        label = 1 - np.int64(codes[target, j])  # word2vec: predict 1 - code
+        f = np.float32(0.0)
+        for d in range(dim):
+            f += l1[d] * syn1[p, d]
+        s, lo = _sig_loss(f, label, sig_t, logsig_t)
+        loss += lo
+        if not (f > -MAX_EXP and f < MAX_EXP):
+            continue  # word2vec skips saturated nodes (and NaN)
+        g = np.float32((label - s) * alpha)
+        for d in range(dim):
+            neu1e[d] += g * syn1[p, d]
+            syn1[p, d] += g * l1[d]
+    return loss
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _softmax_update(l1, neu1e, syn1, target, logits, alpha):
+    """Full softmax over all V output vectors: O(V * D) per update (why it is slow)."""
+    dim = l1.shape[0]
+    nv = syn1.shape[0]
+    m = -np.inf
+    for v in range(nv):
+        f = np.float32(0.0)
+        for d in range(dim):
+            f += l1[d] * syn1[v, d]
+        logits[v] = f
+        if f > m:
+            m = f
+    lt = logits[target]
+    z = 0.0
+    for v in range(nv):
+        e = np.exp(logits[v] - m)
+        logits[v] = e
+        z += e
+    loss = -((lt - m) - np.log(z))  # -log p(target), stable when p underflows
+    if loss != loss:
+        return loss + 0.0
+    for v in range(nv):
+        g = np.float32(alpha * ((1.0 if v == target else 0.0) - logits[v] / z))
+        for d in range(dim):
+            neu1e[d] += g * syn1[v, d]
+            syn1[v, d] += g * l1[d]
+    return loss
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def train_job(
+    syn0, syn1, syn1neg, words, bounds, s_begin, s_end, keep, prob, alias,
+    codes, points, lengths, sig_t, logsig_t, arch, out, negative, window, cbow_mean,
+    lr, min_lr, done_before, total_words, seed,
+):  # fmt: skip
+    """Train sentences ``s_begin..s_end`` (indices into ``bounds``) in place.
+
+    ``words`` int32: all training words; sentence ``s`` is ``words[bounds[s]:bounds[s+1]]``.
+    ``keep`` int64 (V,): subsampling thresholds on a 32-bit random number.
+    The learning rate decays linearly from ``lr`` to ``min_lr`` over ``total_words`` raw
+    words (all epochs); ``done_before`` is the number of raw words before this job.
+    Returns ``(loss, effective_words, updates)``: the summed word2vec objective, the words
+    kept after subsampling and the number of (input, target) updates.
+    """
+    dim = syn0.shape[1]
+    maxlen = 0
+    for s in range(s_begin, s_end):
+        n = bounds[s + 1] - bounds[s]
+        if n > maxlen:
+            maxlen = n
+    sent = np.empty(maxlen, dtype=np.int32)
+    neu1 = np.empty(dim, dtype=np.float32)
+    neu1e = np.empty(dim, dtype=np.float32)
+    logits = np.empty(syn1.shape[0] if out == OUT_SOFTMAX else 1, dtype=np.float32)
+    r = np.int64(seed) & _MASK48
+    loss = 0.0
+    effective = 0
+    updates = 0
+    raw = done_before
+    for s in range(s_begin, s_end):
+        a0 = bounds[s]
+        a1 = bounds[s + 1]
+        progress = raw / total_words
+        alpha = np.float32(lr - (lr - min_lr) * progress)
+        if alpha < min_lr:
+            alpha = np.float32(min_lr)
+        raw += a1 - a0
+        # subsampling (word2vec: keep if threshold >= random)
+        n = 0
+        for a in range(a0, a1):
+            w = words[a]
+            if keep[w] < (1 << 32):
+                r = _lcg(r)
+                if keep[w] < ((r >> 16) & 0xFFFFFFFF):
+                    continue
+            sent[n] = w
+            n += 1
+        effective += n
+        for i in range(n):
+            r = _lcg(r)
+            b = ((r >> 16) & 0xFFFFFFFF) % window  # reduced window: window - b
+            lo_j = i - window + b
+            if lo_j < 0:
+                lo_j = 0
+            hi_j = i + window + 1 - b
+            if hi_j > n:
+                hi_j = n
+            target = sent[i]
+            if arch == ARCH_SG:
+                for j in range(lo_j, hi_j):
+                    if j == i:
+                        continue
+                    l1 = syn0[sent[j]]
+                    for d in range(dim):
+                        neu1e[d] = 0.0
+                    if out == OUT_NS:
+                        lo, r = _ns_update(
+                            l1, neu1e, syn1neg, target, negative, prob, alias, alpha, r,
+                            sig_t, logsig_t,
+                        )  # fmt: skip
+                    elif out == OUT_HS:
+                        lo = _hs_update(
+                            l1, neu1e, syn1, target, codes, points, lengths, alpha, sig_t,
+                            logsig_t,
+                        )  # fmt: skip
+                    else:
+                        lo = _softmax_update(l1, neu1e, syn1, target, logits, alpha)
+                    loss += lo
+                    updates += 1
+                    for d in range(dim):
+                        l1[d] += neu1e[d]
+            else:
+                cw = 0
+                for d in range(dim):
+                    neu1[d] = 0.0
+                    neu1e[d] = 0.0
+                for j in range(lo_j, hi_j):
+                    if j == i:
+                        continue
+                    c = sent[j]
+                    for d in range(dim):
+                        neu1[d] += syn0[c, d]
+                    cw += 1
+                if cw == 0:
+                    continue
+                if cbow_mean:
+                    inv = np.float32(1.0 / cw)
+                    for d in range(dim):
+                        neu1[d] *= inv
+                if out == OUT_NS:
+                    lo, r = _ns_update(
+                        neu1, neu1e, syn1neg, target, negative, prob, alias, alpha, r,
+                        sig_t, logsig_t,
+                    )  # fmt: skip
+                elif out == OUT_HS:
+                    lo = _hs_update(
+                        neu1, neu1e, syn1, target, codes, points, lengths, alpha, sig_t,
+                        logsig_t,
+                    )  # fmt: skip
+                else:
+                    lo = _softmax_update(neu1, neu1e, syn1, target, logits, alpha)
+                loss += lo
+                updates += 1
+                if not cbow_mean:
+                    inv = np.float32(1.0 / cw)
+                    for d in range(dim):
+                        neu1e[d] *= inv
+                for j in range(lo_j, hi_j):
+                    if j == i:
+                        continue
+                    c = sent[j]
+                    for d in range(dim):
+                        syn0[c, d] += neu1e[d]
+    return loss, effective, updates

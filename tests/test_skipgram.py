@@ -1,0 +1,186 @@
+"""word2vec trainer: planted structure is learnt by every output layer, seeds, resume, NaN."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.errors import DataError, TrainingDivergedError
+from pipeline.skipgram import SkipGramConfig, make_corpus, make_jobs, train_word2vec
+
+GROUPS, CTX, POOL = 8, 6, 24
+
+
+def planted_corpus(sentences: int = 1500, length: int = 8, seed: int = 0):
+    """Sentences of group g: one of g's twins (a_g or b_g) among context words drawn from
+    g's context set (6 of a pool of 24; every context word belongs to two groups). The
+    twins never co-occur but have exactly the same contexts, unlike any other word, so
+    each must be the other's nearest neighbour."""
+    rng = np.random.default_rng(seed)
+    vocab = 3 + 2 * GROUPS + POOL
+    out: list[int] = []
+    for i in range(sentences):
+        g = rng.integers(GROUPS)
+        sent = 3 + 2 * GROUPS + (3 * g + rng.integers(0, CTX, length)) % POOL
+        sent[rng.integers(0, length)] = 3 + 2 * g + rng.integers(0, 2)
+        if i % 7 == 0:
+            sent[0] = 1  # an <unk>: dropped before windowing
+        out.extend(sent.tolist())
+        out.append(2)
+    return np.array(out, dtype=np.int32), vocab
+
+
+def twins_found(vectors: np.ndarray) -> int:
+    """How many twins (a_g, b_g) are each other's nearest neighbour (cosine)."""
+    u = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    found = 0
+    for g in range(GROUPS):
+        a = 3 + 2 * g
+        sims = u[3:] @ u[a]
+        sims[a - 3] = -np.inf
+        found += int(np.argmax(sims) + 3 == a + 1)
+    return found
+
+
+def cfg(**kw) -> SkipGramConfig:
+    base = dict(dim=20, epochs=4, sample=0.0, workers=1, device="cpu", seed=3)
+    base.update(kw)
+    return SkipGramConfig(**base)
+
+
+IDS, VOCAB = planted_corpus()
+
+
+def test_make_corpus_drops_specials_and_splits_sentences():
+    ids = np.array([5, 1, 6, 2, 0, 7, 8, 9, 2, 2, 4], dtype=np.int32)
+    c = make_corpus(ids, 10, max_sentence_length=2)
+    assert c.words.tolist() == [5, 6, 7, 8, 9, 4]
+    assert c.bounds.tolist() == [0, 2, 4, 5, 6]  # [5 6] [7 8] [9] [4]
+    assert c.counts[:3].tolist() == [0, 0, 0] and c.counts[7] == 1
+    assert make_jobs(c.bounds, 3).tolist() == [0, 2, 4]
+    with pytest.raises(DataError, match="outside the vocabulary"):
+        make_corpus(np.array([3, 12], np.int32), 10)
+
+
+@pytest.mark.parametrize(
+    "arch,out",
+    [
+        ("sg", "ns"),
+        ("sg", "hs"),
+        ("cbow", "ns"),
+        ("cbow", "hs"),
+        ("sg", "softmax"),
+        ("cbow", "softmax"),
+    ],
+)
+def test_words_sharing_contexts_become_nearest_neighbours(arch, out):
+    res = train_word2vec(IDS, VOCAB, cfg(architecture=arch, output=out), progress=False)
+    assert twins_found(res.vectors) >= GROUPS - 1
+    assert res.loss_per_epoch[-1] < res.loss_per_epoch[0]
+    assert len(res.loss_per_epoch) == 4
+
+
+def test_untrained_vectors_do_not_show_the_structure():
+    res = train_word2vec(IDS, VOCAB, cfg(epochs=1, lr=1e-6), progress=False)
+    assert twins_found(res.vectors) <= 2
+
+
+def test_seeded_runs_are_identical_with_one_worker():
+    a = train_word2vec(IDS, VOCAB, cfg(sample=1e-2), progress=False)
+    b = train_word2vec(IDS, VOCAB, cfg(sample=1e-2), progress=False)
+    c = train_word2vec(IDS, VOCAB, cfg(sample=1e-2, seed=4), progress=False)
+    assert np.array_equal(a.vectors, b.vectors)
+    assert a.loss_per_epoch == b.loss_per_epoch
+    assert not np.array_equal(a.vectors, c.vectors)
+
+
+def test_two_hogwild_workers_learn_the_structure():
+    res = train_word2vec(IDS, VOCAB, cfg(workers=2, batch_words=500), progress=False)
+    assert res.workers == 2
+    assert twins_found(res.vectors) >= GROUPS - 1
+
+
+class Stop(Exception):
+    pass
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+    c = cfg(epochs=3, batch_words=2000)
+    full = train_word2vec(IDS, VOCAB, c, progress=False)
+
+    def stop_after_two(stats):
+        if stats["epoch"] == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train_word2vec(
+            IDS, VOCAB, c, checkpoint_dir=tmp_path, callback=stop_after_two, progress=False
+        )
+    assert (tmp_path / "checkpoint.npz").exists()
+    seen = []
+    resumed = train_word2vec(
+        IDS, VOCAB, c, checkpoint_dir=tmp_path, callback=seen.append, progress=False
+    )
+    assert resumed.resumed_from_epoch == 2
+    assert [s["epoch"] for s in seen] == [3]
+    assert np.array_equal(resumed.vectors, full.vectors)
+    assert resumed.loss_per_epoch == full.loss_per_epoch
+    assert not (tmp_path / "checkpoint.npz").exists()  # removed once finished
+
+
+def test_checkpoint_of_other_settings_is_ignored(tmp_path):
+    def stop(stats):
+        raise Stop
+
+    with pytest.raises(Stop):
+        train_word2vec(
+            IDS, VOCAB, cfg(epochs=2), checkpoint_dir=tmp_path, callback=stop, progress=False
+        )
+    res = train_word2vec(
+        IDS, VOCAB, cfg(epochs=2, window=3), checkpoint_dir=tmp_path, progress=False
+    )
+    assert res.resumed_from_epoch == 0
+
+
+def test_divergence_raises_naming_epoch_and_lr():
+    with pytest.raises(TrainingDivergedError, match=r"epoch 1 .*learning rate"):
+        train_word2vec(IDS, VOCAB, cfg(lr=1e30), progress=False)
+
+
+def test_metrics_report_speed_and_settings():
+    res = train_word2vec(IDS, VOCAB, cfg(epochs=1, sample=1e-3), progress=False)
+    m = res.metrics()
+    assert m["vocab_size"] == VOCAB and m["device"] == "cpu" and m["model"] == "sgns"
+    assert 0 < m["effective_words"] < m["raw_words"]
+    assert m["raw_words_per_sec"] > m["effective_words_per_sec"] > 0
+    assert m["settings"]["lr"] == 0.025 and m["settings"]["min_lr"] == pytest.approx(2.5e-6)
+    assert SkipGramConfig(architecture="cbow").start_lr == 0.05
+
+
+@pytest.mark.parametrize(
+    "arch,out", [("sg", "ns"), ("sg", "hs"), ("cbow", "ns"), ("sg", "softmax")]
+)
+def test_torch_path_learns_the_same_structure_on_cpu(arch, out):
+    c = cfg(architecture=arch, output=out, backend="torch", torch_batch_pairs=256)
+    res = train_word2vec(IDS, VOCAB, c, progress=False)
+    assert res.backend == "torch"
+    assert twins_found(res.vectors) >= GROUPS - 1
+    ref = train_word2vec(IDS, VOCAB, cfg(architecture=arch, output=out), progress=False)
+    # same objective, same order of magnitude as the numba kernels
+    assert res.loss_per_epoch[-1] == pytest.approx(ref.loss_per_epoch[-1], rel=0.25)
+
+
+def test_torch_path_is_seeded_on_cpu():
+    c = cfg(epochs=1, backend="torch", torch_batch_pairs=512)
+    a = train_word2vec(IDS, VOCAB, c, progress=False)
+    b = train_word2vec(IDS, VOCAB, c, progress=False)
+    assert np.array_equal(a.vectors, b.vectors)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs CUDA")
+def test_torch_path_on_cuda():
+    c = cfg(device="cuda", torch_batch_pairs=4096)
+    res = train_word2vec(IDS, VOCAB, c, progress=False)
+    assert res.device == "cuda"
+    assert twins_found(res.vectors) >= GROUPS - 1

@@ -1,0 +1,118 @@
+"""numba kernels: sigmoid tables, subsampling, the negative-sampling distribution, a job."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from pipeline import w2v_kernels as K
+
+
+def test_sigmoid_tables_match_word2vec():
+    sig, logsig = K.sigmoid_tables()
+    assert sig.shape == (K.EXP_TABLE_SIZE,)
+    # entry i holds sigmoid((i / SIZE * 2 - 1) * MAX_EXP)
+    assert sig[0] == pytest.approx(1 / (1 + math.exp(6.0)), rel=1e-5)
+    assert sig[500] == pytest.approx(0.5)
+    assert np.all(np.diff(sig) > 0)
+    assert np.allclose(np.exp(logsig), sig, rtol=1e-5)
+
+
+def test_keep_probability_formula():
+    counts = np.array([1_000_000, 10_000, 10], dtype=np.int64)
+    t = 1e-3
+    thr = t * counts.sum()
+    keep = K.keep_probabilities(counts, t)
+    expected = (math.sqrt(1_000_000 / thr) + 1) * thr / 1_000_000
+    assert keep[0] == pytest.approx(expected)
+    assert 0 < keep[0] < 0.05  # the very frequent word is mostly dropped
+    assert keep[2] == 1.0  # rare words are always kept (capped at 1)
+    assert np.all(K.keep_probabilities(counts, 0.0) == 1.0)
+    assert np.all(K.keep_probabilities(np.array([0, 5]), t) <= 1.0)
+
+
+def _job_inputs(words, vocab, dim=8, out=K.OUT_NS, sample=0.0, seed=0):
+    rng = np.random.default_rng(seed)
+    counts = np.bincount(words, minlength=vocab)
+    keep = K.keep_thresholds(K.keep_probabilities(counts, sample))
+    prob, alias = K.build_alias(np.maximum(counts, 0) ** 0.75)
+    syn0 = ((rng.random((vocab, dim), dtype=np.float32) - 0.5) / dim).astype(np.float32)
+    syn1neg = np.zeros((vocab, dim), np.float32)
+    syn1 = np.zeros((vocab if out == K.OUT_SOFTMAX else vocab - 1, dim), np.float32)
+    codes, points, lengths = (
+        np.zeros((1, 1), np.uint8),
+        np.zeros((1, 1), np.int32),
+        np.zeros(1, np.int32),
+    )
+    return syn0, syn1, syn1neg, keep, prob, alias, codes, points, lengths, counts
+
+
+def _run(words, bounds, inputs, out=K.OUT_NS, seed=7, lr=0.025):
+    syn0, syn1, syn1neg, keep, prob, alias, codes, points, lengths, _ = inputs
+    sig, logsig = K.sigmoid_tables()
+    return K.train_job(
+        syn0, syn1, syn1neg, words, bounds, 0, bounds.shape[0] - 1, keep, prob, alias,
+        codes, points, lengths, sig, logsig, K.ARCH_SG, out, 5, 3, True, lr, lr * 1e-4, 0,
+        words.shape[0], seed,
+    )  # fmt: skip
+
+
+def test_subsampling_keeps_the_expected_number_of_words():
+    rng = np.random.default_rng(1)
+    vocab = 50
+    p = 1.0 / np.arange(1, vocab + 1)
+    words = rng.choice(vocab, size=50_000, p=p / p.sum()).astype(np.int32)
+    bounds = np.arange(0, words.shape[0] + 1, 50, dtype=np.int64)
+    inputs = _job_inputs(words, vocab, sample=1e-3)
+    counts = inputs[-1]
+    keep = K.keep_probabilities(counts, 1e-3)
+    expected = float((counts * keep).sum())
+    sd = math.sqrt(float((counts * keep * (1 - keep)).sum()))
+    _, effective, _ = _run(words, bounds, inputs)
+    assert abs(effective - expected) < 5 * sd
+    assert effective < 0.8 * words.shape[0]  # subsampling actually dropped words
+
+
+def test_alias_table_is_exact():
+    w = np.array([5.0, 1.0, 0.0, 3.0, 0.5, 10.0])
+    prob, alias = K.build_alias(w)
+    n = len(w)
+    implied = prob.astype(np.float64) / n
+    for j in range(n):
+        implied[alias[j]] += (1.0 - prob[j]) / n
+    assert np.allclose(implied, w / w.sum(), atol=1e-6)
+
+
+def test_negative_samples_follow_unigram_to_the_075():
+    counts = np.array([1000, 400, 200, 100, 50, 20, 10, 5, 1, 0], dtype=np.float64)
+    weights = counts**0.75
+    prob, alias = K.build_alias(weights)
+    n = 400_000
+    draws = K.sample_negatives(prob, alias, n, 12345)
+    freq = np.bincount(draws, minlength=len(counts)) / n
+    target = weights / weights.sum()
+    sd = np.sqrt(target * (1 - target) / n)
+    assert np.all(np.abs(freq - target) <= 5 * sd + 1e-12)
+    assert freq[-1] == 0.0  # zero count: never drawn
+    # and it is distinguishable from the raw unigram distribution
+    raw = counts / counts.sum()
+    assert abs(freq[0] - raw[0]) > 20 * sd[0]
+
+
+def test_job_is_deterministic_for_a_seed_and_nan_shows_in_the_loss():
+    rng = np.random.default_rng(2)
+    words = rng.integers(0, 30, 3000).astype(np.int32)
+    bounds = np.arange(0, 3001, 30, dtype=np.int64)
+    a, b, c = (_job_inputs(words, 30) for _ in range(3))
+    ra = _run(words, bounds, a, seed=5)
+    rb = _run(words, bounds, b, seed=5)
+    _run(words, bounds, c, seed=6)
+    assert ra == rb and np.array_equal(a[0], b[0])
+    assert not np.array_equal(a[0], c[0])
+    assert ra[2] > 0 and np.isfinite(ra[0])
+    d = _job_inputs(words, 30)
+    d[0][3, 0] = np.nan
+    loss, _, _ = _run(words, bounds, d)
+    assert math.isnan(loss)
