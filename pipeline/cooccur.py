@@ -42,7 +42,7 @@ _HASH_MULT = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing
 _EMPTY = -1
 # Bytes per hash slot: the table itself (int64 key + float64 value, 16 B) plus, at a
 # spill, the compacted copy, the argsort and the sorted copy of up to 3/4 of the slots.
-_BYTES_PER_SLOT = 16 + 0.75 * 40
+_BYTES_PER_SLOT = 16 + 0.75 * 48
 _MIN_SLOTS = 64
 
 
@@ -216,14 +216,16 @@ def _merge_disjoint(k1, v1, k2, v2):
 
 
 @numba.njit(cache=True, nogil=True)
-def _reduce_sorted(keys, vals):
-    """Sum the values of equal neighbouring keys (in order, so deterministically)."""
-    n = keys.shape[0]
+def _reduce_sorted(keys, vals, order):
+    """Sum the values of equal keys, visiting ``keys[order]`` (sorted); in order, so the
+    sums are deterministic. Returns new, duplicate-free arrays."""
+    n = order.shape[0]
     out_k = np.empty(n, np.int64)
     out_v = np.empty(n, np.float64)
     o = -1
     last = -1
-    for i in range(n):
+    for m in range(n):
+        i = order[m]
         if keys[i] != last:
             o += 1
             out_k[o] = keys[i]
@@ -371,7 +373,10 @@ class _Runs:
                 # stable: equal keys keep run order, so sums are deterministic; timsort
                 # merges the already-sorted runs in about n log k.
                 order = np.argsort(keys, kind="stable")
-                yield _reduce_sorted(keys[order], vals[order])
+                merged = _reduce_sorted(keys, vals, order)
+                del keys, vals, order  # before yielding: the next chunk needs the room
+                yield merged
+                del merged
             g = end
 
 
@@ -482,8 +487,11 @@ def count_cooccurrences(
         n_spills += 1
         keys, vals = _compact(hkeys, hvals, int(state[1]))
         order = np.argsort(keys)
-        runs.add(keys[order], vals[order])
-        del keys, vals, order
+        keys = keys[order]
+        vals = vals[order]
+        del order
+        runs.add(keys, vals)
+        del keys, vals
         hkeys.fill(_EMPTY)
         state[1] = 0
 
@@ -524,8 +532,9 @@ def count_cooccurrences(
             del hkeys, hvals
             runs.add(*_dense_entries(dense, lim, off, vocab_size))
             del dense
-            # chunk of the merge: keys+vals, argsort, sorted copies, reduced copies
-            max_entries = max(int(memory_mb * 2**20 / 56), 1024)
+            # bytes per entry of a merge chunk: keys + values read (16, twice while they
+            # are concatenated), argsort (8 + 4 of timsort buffer), reduced copies (16)
+            max_entries = max(int(memory_mb * 2**20 / 48), 1024)
             kp, vp = folder / "merged.keys", folder / "merged.vals"
             total = 0
             with open(kp, "wb") as fk, open(vp, "wb") as fv:
@@ -533,6 +542,7 @@ def count_cooccurrences(
                     k.tofile(fk)
                     v.tofile(fv)
                     total += k.size
+                    del k, v  # free before the next chunk is merged
             keys, vals = _RawArray(kp, np.int64, total), _RawArray(vp, np.float64, total)
             nnz, _ = write_symmetric_npz(output, keys, vals, vocab_size)
     finally:

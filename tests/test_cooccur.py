@@ -112,4 +112,4 @@ def test_memory_plan_fits_budget():
         max_product, slots = plan_memory(50_000, mb, 0.25)
         cells = dense_layout(50_000, max_product)[2]
         assert cells * 8 <= mb * 2**20 * 0.25 + 8
-        assert slots == 64 or cells * 8 + slots * 46 <= mb * 2**20
+        assert slots == 64 or cells * 8 + slots * 52 <= mb * 2**20
