@@ -228,31 +228,44 @@ class AnalogyCandidates:
 
 
 def analogy_candidates(
-    emb, a: str, b: str, delta: float = 1.0, max_words: int = 10000, block: int = 1024
+    emb,
+    a: str,
+    b: str,
+    delta: float = 1.0,
+    max_words: int = 10000,
+    max_pairs: int = 100_000,
+    block: int = 1024,
 ) -> AnalogyCandidates | None:
-    """Every pair of the first ``max_words`` words passing :func:`good_word` with
-    ``|x - y| <= delta`` (unit vectors), scored by ``cos(a - b, x - y)``; None if ``a`` or
-    ``b`` is missing. Cost: O(N^2 D) in blocks of ``block`` rows."""
+    """The ``max_pairs`` best-scoring pairs, by ``|cos(a - b, x - y)|``, among the pairs of
+    the first ``max_words`` words passing :func:`good_word` with ``|x - y| <= delta`` (unit
+    vectors); None if ``a`` or ``b`` is missing. Cost: O(N^2 D) in blocks of ``block`` rows;
+    memory O(max_pairs + block N) whatever the number of close pairs."""
     ia, ib = emb.index(a), emb.index(b)
     if ia is None or ib is None:
         return None
     seed = unit_rows(unit_rows(emb.vectors[ia]) - unit_rows(emb.vectors[ib]))
     rows = [i for i, w in enumerate(emb.words) if good_word(w)][:max_words]
     u = unit_rows(emb.vectors[rows]).astype(np.float32)  # (N, D)
-    p = (u @ seed.astype(np.float32)).astype(np.float64)  # (N,)
+    p32 = u @ seed.astype(np.float32)  # (N,) projections on the seed direction
+    p = p32.astype(np.float64)
     min_dot = 1.0 - delta**2 / 2  # |x - y|^2 = 2 - 2 cos
-    xs, ys, ss = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [np.zeros(0)]
+    xs, ys, ss = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    tau = 0.0  # |score| of the max_pairs-th best pair so far: nothing below it can enter
     for s in range(0, len(rows), block):
-        d = u[s : s + block] @ u[s:].T  # (B, N - s): upper triangle only
-        r, c = np.nonzero(d >= min_dot)
-        keep = c + s > r + s
-        r, c = r[keep], c[keep]
+        d = u[s : s + block] @ u[s:].T  # (B, N - s); local column c > local row r: upper triangle
+        score = (p32[s : s + block, None] - p32[None, s:]) / np.sqrt(np.maximum(2 - 2 * d, 1e-12))
+        ok = np.triu((d >= min_dot) & (np.abs(score) >= tau * (1 - 1e-5)), k=1)
+        r, c = np.nonzero(ok)
         dist = np.sqrt(np.maximum(2.0 - 2.0 * d[r, c].astype(np.float64), 1e-12))
-        xs.append(r + s)
-        ys.append(c + s)
-        ss.append((p[r + s] - p[c + s]) / dist)
+        xs = np.concatenate([xs, r + s])
+        ys = np.concatenate([ys, c + s])
+        ss = np.concatenate([ss, (p[r + s] - p[c + s]) / dist])
+        if len(ss) > max_pairs:
+            best = np.lexsort((xs, -np.abs(ss)))[:max_pairs]  # deterministic cut
+            xs, ys, ss = xs[best], ys[best], ss[best]
+            tau = float(np.abs(ss).min())
     words = tuple(emb.words[i] for i in rows)
-    return AnalogyCandidates(words, np.concatenate(xs), np.concatenate(ys), np.concatenate(ss))
+    return AnalogyCandidates(words, xs, ys, ss)
 
 
 def top_analogies(
@@ -262,27 +275,25 @@ def top_analogies(
     min_score: float = 1e-3,
 ) -> list[tuple[str, str, float]]:
     """Best (x, y, score) pairs, greedily by |score| with each word used at most once per
-    side, stopping below ``min_score`` (the paper's code); pairs with a word in
+    side, ignoring |score| < ``min_score`` (the paper's code); pairs with a word in
     ``exclude`` are skipped."""
     if cands is None:
         return []
-    order = np.lexsort((cands.x, -np.abs(cands.score)))  # |score| desc, ties by row
+    banned = np.fromiter((w in exclude for w in cands.words), dtype=bool, count=len(cands.words))
+    keep = (np.abs(cands.score) >= min_score) & ~banned[cands.x] & ~banned[cands.y]
+    idx = np.flatnonzero(keep)
+    order = idx[np.lexsort((cands.x[idx], -np.abs(cands.score[idx])))]  # |score| desc, ties by row
     used_x: set[int] = set()
     used_y: set[int] = set()
     out = []
     for k in order:
         score = cands.score[k]
-        if abs(score) < min_score:
-            break
         x, y = (cands.x[k], cands.y[k]) if score > 0 else (cands.y[k], cands.x[k])
         if x in used_x or y in used_y:
             continue
-        wx, wy = cands.words[x], cands.words[y]
-        if wx in exclude or wy in exclude:
-            continue
         used_x.add(x)
         used_y.add(y)
-        out.append((wx, wy, float(abs(score))))
+        out.append((cands.words[x], cands.words[y], float(abs(score))))
         if len(out) == topn:
             break
     return out

@@ -216,6 +216,10 @@ def test_generated_analogies_match_brute_force_on_random_vectors():
     (x, y, s), *_ = generate_analogies(emb, "she", "he", topn=3, delta=1.2, max_words=100)
     bx, by, bs = brute_best(emb, "she", "he", 1.2)
     assert (x, y) == (bx, by) and s == pytest.approx(bs, abs=1e-5)
+    # keeping only the best pairs (as the pruning does, block by block) does not change the top
+    full = top_analogies(analogy_candidates(emb, "she", "he", 1.2, 100, max_pairs=10**6), 5)
+    pruned = top_analogies(analogy_candidates(emb, "she", "he", 1.2, 100, max_pairs=40, block=3), 5)
+    assert pruned == full
     # blocking does not change the candidates
     c1 = analogy_candidates(emb, "she", "he", 1.2, 100, block=4)
     c2 = analogy_candidates(emb, "she", "he", 1.2, 100, block=1000)
