@@ -97,6 +97,11 @@ def test_stage_trains_writes_outputs_and_resumes(ner_dir, smoke_params):
                 ["perl", str(script)], stdin=fh, capture_output=True, text=True, timeout=60
             )
         assert perl.stdout == report
+    predictions = (ner_dir / "reports/ner/predictions.txt").read_bytes()
+    # same seed on CPU, trained again from scratch: identical predictions
+    fresh = _run(ner_dir, json.loads(json.dumps(smoke_params)), resume=False)
+    assert not fresh["resumed"] and fresh["test_f1"] == m["test_f1"]
+    assert (ner_dir / "reports/ner/predictions.txt").read_bytes() == predictions
     # same config and data: resumes from the checkpoint and reproduces the scores
     again = _run(ner_dir, smoke_params)
     assert again["resumed"] and again["test_f1"] == m["test_f1"]

@@ -125,7 +125,13 @@ class NerConfig:
 
 def fingerprint(config: NerConfig, files: list[Path]) -> str:
     """sha256 of the config and the input files: a checkpoint is resumed only if it matches."""
-    h = hashlib.sha256(json.dumps(asdict(config), sort_keys=True, default=str).encode())
+    # Where outputs go and whether to resume do not change what training computes.
+    settings = {
+        k: v
+        for k, v in asdict(config).items()
+        if k not in ("resume", "model_dir", "reports_dir", "checkpoint_dir")
+    }
+    h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
     for path in files:
         h.update(str(path.name).encode())
         with open(path, "rb") as fh:
