@@ -36,6 +36,11 @@ def run(args: argparse.Namespace) -> None:
         from pipeline.embeddings import Embeddings
 
         embeddings = Embeddings.load(EMBEDDINGS / cfg.embedding)
+        if embeddings.dim != cfg.embedding_dim:  # checked before any run is opened
+            raise ConfigError(
+                f"sentiment.embedding_dim: {cfg.embedding_dim} does not match the dimension "
+                f"{embeddings.dim} of {EMBEDDINGS / cfg.embedding}"
+            )
 
     name = f"train_sentiment_{args.model}"
     with stage_run(name, cfg) as tracker:

@@ -64,7 +64,9 @@ def trained(tmp_path_factory):
         eval_batch_size=2,
         bptt=16,
         lr=0.02,
-        trainer=TrainerSettings(max_epochs=12, patience=0, progress_bar=False, seed=0),
+        trainer=TrainerSettings(
+            max_epochs=12, patience=0, progress_bar=False, seed=0, num_threads=1
+        ),
     )
     model, info = train_language_model(
         cfg, _stream(60), _stream(12), vocab_size=10, checkpoint_dir=tmp_path_factory.mktemp("ck")

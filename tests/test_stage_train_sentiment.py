@@ -1,0 +1,82 @@
+"""Stages train_sentiment (avg with a pretrained artifact, rnn random) and
+sentiment_compare on a tiny planted-negation corpus in tmp_path."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.conftest import write_params
+from tests.test_sentiment import _negation_data
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch, smoke_params):
+    texts, labels = _negation_data(300, seed=2)
+    raw = tmp_path / "data/raw/rt_polarity"
+    raw.mkdir(parents=True)
+    lines = [
+        f"{i + 1}\t{1.5 if y else -1.5}\t{t}"
+        for i, (t, y) in enumerate(zip(texts, labels, strict=True))
+    ]
+    lines.insert(5, "999\t0\ta perfectly neutral line")  # zero score: dropped
+    (raw / "movieReviewSnippets_GroundTruth.txt").write_text("\r\n".join(lines))
+    from pipeline.embeddings import Embeddings
+
+    words = ["good", "bad", "not", "movie", "film", "was"]
+    vecs = np.random.default_rng(0).normal(size=(len(words), 16)).astype(np.float32)
+    Embeddings(words, vecs).save(tmp_path / "data/processed/embeddings/sgns")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path, smoke_params
+
+
+def test_train_both_models_then_compare(repo):
+    from stages import sentiment_compare, train_sentiment
+
+    root, params = repo
+    params["sentiment"]["embedding"] = "sgns"
+    write_params(root, params)
+    train_sentiment.main(["avg"])
+    m_avg = json.loads((root / "metrics/train_sentiment_avg.json").read_text())
+    assert m_avg["embedding"] == "sgns"
+    # vocabulary words absent from the artifact: the, this, plot, cast, it, really, ...
+    assert 5 <= m_avg["embedding_missing"] < m_avg["vocab_size"]
+    assert m_avg["train_size"] + m_avg["valid_size"] + m_avg["test_size"] == 300
+    for key in ("test_acc", "test_f1", "valid_acc", "valid_f1"):
+        assert 0.0 <= m_avg[key] <= 1.0
+
+    params["sentiment"]["embedding"] = "random"
+    write_params(root, params)
+    train_sentiment.main(["rnn"])
+    m_rnn = json.loads((root / "metrics/train_sentiment_rnn.json").read_text())
+    assert m_rnn["embedding_missing"] == 0
+    model = root / "data/processed/models/sentiment_rnn"
+    assert sorted(p.name for p in model.iterdir()) == ["hparams.json", "model.ckpt", "vocab.tsv"]
+    preds = (root / "reports/sentiment/rnn/predictions.tsv").read_text().splitlines()
+    assert preds[0] == "index\tlabel\tpred\tprob_pos\ttext" and len(preds) == 31
+
+    sentiment_compare.main([])
+    report = (root / "reports/sentiment/word_order.md").read_text()
+    assert "Right by the recurrent model" in report
+    numbers = json.loads((root / "metrics/sentiment_compare.json").read_text())
+    assert numbers["cue_sentences"] > 0
+
+
+def test_bad_model_and_dim_mismatch_are_clear_errors(repo, capsys):
+    from stages import train_sentiment
+
+    root, params = repo
+    write_params(root, params)
+    with pytest.raises(SystemExit) as exc:
+        train_sentiment.main(["cnn"])
+    assert exc.value.code == 1 and "sentiment.models" in capsys.readouterr().err
+
+    params["sentiment"]["embedding"] = "sgns"
+    params["sentiment"]["embedding_dim"] = 32
+    write_params(root, params)
+    with pytest.raises(SystemExit):
+        train_sentiment.main(["avg"])
+    assert "sentiment.embedding_dim" in capsys.readouterr().err
+    assert not (root / "metrics/train_sentiment_avg.json").exists()

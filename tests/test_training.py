@@ -1,0 +1,97 @@
+"""Trainer helpers: settings validation, CPU precision, fixed checkpoint path, resume,
+determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.config import from_mapping
+from pipeline.errors import ConfigError
+from pipeline.seq.training import (
+    TrainerSettings,
+    build_trainer,
+    checkpoint_file,
+    fit,
+    load_state_dict,
+    resolve_precision,
+)
+
+
+def test_settings_validate_with_key_names():
+    s = from_mapping(
+        TrainerSettings, {"max_epochs": 3, "limit_train_batches": 5}, where="ner.trainer"
+    )
+    assert s.max_epochs == 3 and s.limit_train_batches == 5
+    with pytest.raises(ConfigError, match="ner.trainer.precision"):
+        from_mapping(TrainerSettings, {"precision": "fp8"}, where="ner.trainer")
+    with pytest.raises(ConfigError, match="ner.trainer.max_epochs"):
+        from_mapping(TrainerSettings, {"max_epochs": 0}, where="ner.trainer")
+
+
+def test_cpu_precision_is_32():
+    assert resolve_precision(TrainerSettings(accelerator="cpu")) == "32-true"
+    assert (
+        resolve_precision(TrainerSettings(accelerator="cpu", precision="bf16-mixed"))
+        == "bf16-mixed"
+    )
+
+
+def _loaders(seed=0):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(3, 20, (64, 5), generator=g)
+    y = (x[:, 0] > 10).long()  # label from the first token
+    lengths = torch.full((64,), 5)
+    ds = TensorDataset(x, lengths, y)
+    return (
+        DataLoader(ds, batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(0)),
+        DataLoader(ds, batch_size=32),
+    )
+
+
+def _module():
+    from pipeline.seq.lit import ClassifierModule
+    from pipeline.seq.sentiment import AveragingClassifier
+
+    return ClassifierModule(AveragingClassifier(20, 8), lr=0.05)
+
+
+def _settings(**kw):
+    return TrainerSettings(
+        accelerator="cpu",
+        progress_bar=False,
+        patience=0,
+        num_threads=1,
+        monitor="val_acc",
+        mode="max",
+        seed=0,
+        **kw,
+    )
+
+
+def test_fit_writes_fixed_checkpoint_resumes_and_is_deterministic(tmp_path):
+    trainer = build_trainer(_settings(max_epochs=2), tmp_path / "a")
+    module = _module()  # after seed_everything (inside build_trainer)
+    best = fit(trainer, module, _loaders())
+    assert best == checkpoint_file(tmp_path / "a") and best.name == "model.ckpt"
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["model.ckpt"]
+    weights = load_state_dict(best)
+    assert set(weights) == {"embedding.weight", "proj.weight", "proj.bias"}
+
+    # same seed -> identical weights
+    trainer_b = build_trainer(_settings(max_epochs=2), tmp_path / "b")
+    fit(trainer_b, _module(), _loaders())
+    torch.testing.assert_close(
+        load_state_dict(checkpoint_file(tmp_path / "b")), weights, rtol=0, atol=0
+    )
+
+    # resume: continues from epoch 2 to 4 instead of starting over
+    trainer_c = build_trainer(_settings(max_epochs=4), tmp_path / "a")
+    fit(trainer_c, _module(), _loaders(), ckpt_path=best)
+    assert trainer_c.current_epoch == 4
+    assert not np.allclose(
+        load_state_dict(best)["proj.weight"].numpy(), weights["proj.weight"].numpy()
+    )
