@@ -77,6 +77,18 @@ def test_torch_backend_on_cpu(planted, monkeypatch):
     assert res.losses[-1] < 0.5 * res.losses[0]
 
 
+@pytest.mark.gpu
+def test_cuda_backend(planted):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    rows, cols, values = planted
+    c = cfg(device="auto", batch_size=64, epochs=30)
+    res = train_glove(rows, cols, values, VOCAB, c, progress=False)
+    assert res.device == "cuda"
+    assert nearest_topic_accuracy(res.vectors) == 1.0
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_same_seed_identical_other_seed_different(planted, threads):
     rows, cols, values = planted
