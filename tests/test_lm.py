@@ -119,3 +119,25 @@ def test_tied_weights_share_the_embedding():
 def test_tokens_of():
     assert tokens_of("To be, or 2", "word") == ["to", "be", ",", "or", "0"]
     assert tokens_of("ab c", "char") == ["a", "b", " ", "c"]
+
+
+def test_resume_only_with_matching_fingerprint(tmp_path):
+    import dataclasses
+
+    cfg = LMConfig(
+        corpus="toy",
+        arch=LMArch(cell="rnn", embedding_dim=8, hidden_size=8),
+        batch_size=2,
+        eval_batch_size=2,
+        bptt=8,
+        trainer=TrainerSettings(max_epochs=1, patience=0, progress_bar=False, num_threads=1),
+    )
+    train, valid = _stream(6), _stream(4)
+    _, first = train_language_model(cfg, train, valid, 10, tmp_path)
+    more = dataclasses.replace(cfg, resume=True)
+    more = dataclasses.replace(more, trainer=dataclasses.replace(cfg.trainer, max_epochs=2))
+    _, resumed = train_language_model(more, train, valid, 10, tmp_path)
+    assert first["epochs"] == 1 and resumed["epochs"] == 2
+    assert len(resumed["epoch_seconds"]) == 1  # only the second epoch ran
+    _, fresh = train_language_model(more, _stream(7), valid, 10, tmp_path)  # other data
+    assert len(fresh["epoch_seconds"]) == 2

@@ -309,6 +309,31 @@ def merge_sections(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str
     return out
 
 
+def fingerprint(cfg: LMConfig, train: np.ndarray, valid: np.ndarray, vocab_size: int) -> str:
+    """sha256 of the settings (``resume``, sampling and the stopping rules excluded) and
+    the input streams:
+    a checkpoint is resumed only by a run with the same fingerprint."""
+    import hashlib
+    import json
+
+    settings = asdict(cfg)
+    settings.pop("resume")
+    settings.pop("sample")
+    for key in (
+        "max_epochs",
+        "max_time_s",
+        "patience",
+        "progress_bar",
+        "log_every_n_steps",
+        "num_threads",
+    ):  # may change between a run and its continuation
+        settings["trainer"].pop(key)
+    h = hashlib.sha256(json.dumps([settings, vocab_size], sort_keys=True).encode())
+    for arr in (train, valid):
+        h.update(np.ascontiguousarray(arr, dtype=np.int64).tobytes())
+    return h.hexdigest()
+
+
 def train_language_model(
     cfg: LMConfig,
     train: np.ndarray,
@@ -320,8 +345,9 @@ def train_language_model(
     """Train with truncated BPTT (Lightning); return the best model (by validation loss)
     and ``{"epochs", "time_per_epoch_s", "checkpoint", "parameters"}``.
 
-    With ``cfg.resume`` and an existing ``<checkpoint_dir>/model.ckpt``, training resumes
-    from it (optimizer state and epoch included).
+    With ``cfg.resume`` and an existing ``<checkpoint_dir>/model.ckpt`` written by a run
+    with the same :func:`fingerprint`, training resumes from it (optimizer state and epoch
+    included); anything else starts fresh.
     """
     from pipeline.seq.lit import LanguageModelModule
 
@@ -331,9 +357,13 @@ def train_language_model(
     model = LanguageModel(cfg.arch, vocab_size)  # after seed_everything: seeded init
     module = LanguageModelModule(model, lr=cfg.lr, weight_decay=cfg.weight_decay)
     ckpt = checkpoint_file(checkpoint_dir)
-    resume_from = ckpt if cfg.resume and ckpt.is_file() else None
+    fp_file = Path(checkpoint_dir) / "fingerprint.txt"
+    fp = fingerprint(cfg, train, valid, vocab_size)
+    same = fp_file.is_file() and fp_file.read_text(encoding="utf-8").strip() == fp
+    resume_from = ckpt if cfg.resume and same and ckpt.is_file() else None
     if resume_from is None:
         ckpt.unlink(missing_ok=True)
+    fp_file.write_text(fp + "\n", encoding="utf-8")
     loaders = (
         stream_loader(train, cfg.batch_size, cfg.bptt),
         stream_loader(valid, cfg.eval_batch_size, cfg.bptt),
@@ -348,6 +378,7 @@ def train_language_model(
     info = {
         "epochs": int(trainer.current_epoch),
         "time_per_epoch_s": float(np.mean(timer.seconds)) if timer.seconds else None,
+        "epoch_seconds": list(timer.seconds),
         "checkpoint": best,
         "parameters": sum(p.numel() for p in model.parameters()),
     }
