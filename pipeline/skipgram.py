@@ -54,7 +54,8 @@ class SkipGramConfig:
     sampling), ``hs`` (hierarchical softmax over a Huffman tree) or ``softmax`` (full
     softmax, O(V) per update: for small vocabularies). ``lr`` None = 0.025 (sg) / 0.05
     (cbow); it decays linearly to ``min_lr_ratio * lr``. ``workers`` 0 = one per core.
-    ``backend`` auto = numba on CPU, torch on CUDA. ``corpus`` names the processed corpus
+    ``backend`` auto = numba on CPU, torch on CUDA; ``torch_*`` tune the batched torch
+    path (``torch_dup_cap``: most summed updates of one row per batch, 0 = no cap). ``corpus`` names the processed corpus
     the stage reads (not used by the library).
     """
 
@@ -76,8 +77,9 @@ class SkipGramConfig:
     seed: int = 1
     device: Literal["auto", "cpu", "cuda"] = "auto"
     backend: Literal["auto", "numba", "torch"] = "auto"
-    torch_batch_pairs: int = field(default=65536, metadata={"min": 1})
+    torch_batch_pairs: int = field(default=16384, metadata={"min": 1})
     torch_chunk_words: int = field(default=1_000_000, metadata={"min": 1})
+    torch_dup_cap: float = field(default=64.0, metadata={"min": 0.0})
 
     @property
     def start_lr(self) -> float:

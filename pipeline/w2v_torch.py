@@ -61,6 +61,20 @@ class TorchTrainer:
             ).float()
         self.diverged_lr: float | None = None
 
+    def _damp(self, rows: torch.Tensor, n_rows: int) -> torch.Tensor | None:
+        """Per-element factor ``1 / max(1, hits / cap)`` for updates of ``rows``.
+
+        A row hit ``hits`` times in one batch gets the sum of its updates; lock-free
+        word2vec threads never stack more than a handful of updates of one row, so sums
+        over tens of thousands of hits (frequent words, popular negatives) diverge. Above
+        ``torch_dup_cap`` hits per batch, the summed step is scaled down to that many.
+        """
+        cap = self.cfg.torch_dup_cap
+        if cap <= 0:
+            return None
+        hits = torch.bincount(rows.reshape(-1), minlength=n_rows).to(torch.float32)
+        return (1.0 / torch.clamp(hits / cap, min=1.0))[rows]
+
     # -- output layers: update w_out in place, return (grad of the input (B, D), loss) --
     def _ns(self, u, tgt, lr, gen):
         b, k = tgt.shape[0], self.cfg.negative
@@ -78,6 +92,9 @@ class TorchTrainer:
         loss = -(torch.nn.functional.logsigmoid(torch.where(label > 0, s, -s)) * valid).sum()
         g = (label - torch.sigmoid(s)) * valid * lr  # (B, K)
         grad_u = torch.bmm(g[:, None, :], v).squeeze(1)  # (B, D)
+        damp = self._damp(ids, self.w_out.shape[0])
+        if damp is not None:
+            g = g * damp
         self.w_out.index_add_(
             0, ids.reshape(-1), (g[:, :, None] * u[:, None, :]).reshape(-1, u.shape[1])
         )
@@ -92,6 +109,9 @@ class TorchTrainer:
         loss = -(torch.nn.functional.logsigmoid(torch.where(label > 0, s, -s)) * m).sum()
         g = (label - torch.sigmoid(s)) * m * lr
         grad_u = torch.bmm(g[:, None, :], v).squeeze(1)
+        damp = self._damp(p, self.w_out.shape[0])
+        if damp is not None:
+            g = g * damp
         self.w_out.index_add_(
             0, p.reshape(-1), (g[:, :, None] * u[:, None, :]).reshape(-1, u.shape[1])
         )
@@ -175,6 +195,9 @@ class TorchTrainer:
                     )
                     cb, tb = ctx[s : s + bsz], tgt[s : s + bsz]
                     grad_u, lo = self._step(self.w_in[cb], tb, lr, gen)
+                    damp = self._damp(cb, self.w_in.shape[0])
+                    if damp is not None:
+                        grad_u = grad_u * damp[:, None]
                     self.w_in.index_add_(0, cb, grad_u)
                     loss_sum += lo.double()
                 updates += m
@@ -212,8 +235,15 @@ class TorchTrainer:
                         grad_h = grad_h / cnt[sel, None]
                     full = torch.zeros_like(neu1)
                     full[sel] = grad_h
+                    hit = torch.cat([wj for _, wj in ctx_rows])
+                    damp = self._damp(hit, self.w_in.shape[0])
+                    start = 0
                     for rows, words_j in ctx_rows:
-                        self.w_in.index_add_(0, words_j, full[rows])
+                        upd = full[rows]
+                        if damp is not None:
+                            upd = upd * damp[start : start + rows.shape[0], None]
+                        start += rows.shape[0]
+                        self.w_in.index_add_(0, words_j, upd)
                     loss_sum += lo.double()
                     updates += int(sel.numel())
             bar.update(z - a)

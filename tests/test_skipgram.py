@@ -170,6 +170,15 @@ def test_torch_path_learns_the_same_structure_on_cpu(arch, out):
     assert res.loss_per_epoch[-1] == pytest.approx(ref.loss_per_epoch[-1], rel=0.25)
 
 
+def test_torch_row_cap_keeps_large_batches_stable():
+    # 8192 pairs per step on a 43-word vocabulary: each row is hit ~1000 times per step
+    big = dict(backend="torch", torch_batch_pairs=8192)
+    capped = train_word2vec(IDS, VOCAB, cfg(**big, torch_dup_cap=64.0), progress=False)
+    assert twins_found(capped.vectors) >= GROUPS - 1
+    uncapped = train_word2vec(IDS, VOCAB, cfg(**big, torch_dup_cap=0.0), progress=False)
+    assert uncapped.loss_per_epoch[-1] > 100 * capped.loss_per_epoch[-1]  # summed steps blow up
+
+
 def test_torch_path_is_seeded_on_cpu():
     c = cfg(epochs=1, backend="torch", torch_batch_pairs=512)
     a = train_word2vec(IDS, VOCAB, c, progress=False)
