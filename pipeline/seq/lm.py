@@ -33,6 +33,7 @@ from pipeline.seq.training import (
     epoch_timer,
     fit,
     load_state_dict,
+    uses_gpu,
 )
 
 EOS_ID = 2
@@ -374,7 +375,8 @@ def train_language_model(
     else:  # stopped (max_time) before the first validation: keep the last weights
         best = checkpoint_file(checkpoint_dir)
         trainer.save_checkpoint(best)
-    model.cpu()
+    # evaluation, sampling and scoring run where training ran (a big model is slow on CPU)
+    model.to("cuda" if uses_gpu(trainer_cfg) else "cpu")
     info = {
         "epochs": int(trainer.current_epoch),
         "time_per_epoch_s": float(np.mean(timer.seconds)) if timer.seconds else None,
