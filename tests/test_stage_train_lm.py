@@ -74,3 +74,25 @@ def test_train_lm_missing_corpus_names_the_file(lm_repo, capsys):
         train_lm.main(["word"])
     assert "valid.npy" in capsys.readouterr().err
     assert not (lm_repo / "data/processed/models/lm_word").exists()
+
+
+def test_train_lm_char_reports_bits_and_nats_per_char(tmp_path, monkeypatch, smoke_params):
+    from stages import train_lm
+
+    folder = tmp_path / "data/processed/shakespeare"
+    folder.mkdir(parents=True)
+    chars = sorted(set("to be or not"))
+    vocab = Vocabulary(["<pad>", "<unk>", "<eos>", *chars])
+    vocab.save_tsv(folder / "vocab.tsv")
+    line = list(vocab.encode("to be or not to be")) + [2]
+    for split, n in (("train", 60), ("valid", 10), ("test", 10)):
+        save_npy(folder / f"{split}.npy", np.asarray(line * n, dtype=np.int32))
+    write_params(tmp_path, smoke_params)
+    monkeypatch.chdir(tmp_path)
+    train_lm.main(["char"])
+    m = json.loads((tmp_path / "metrics/train_lm_char.json").read_text())
+    assert m["valid_bpc"] == pytest.approx(m["valid_nats_per_char"] / np.log(2))
+    assert m["test_nats_per_char"] < np.log(len(vocab))  # better than uniform
+    assert "test_ppl" not in m
+    hp = json.loads((tmp_path / "data/processed/models/lm_char/hparams.json").read_text())
+    assert hp["level"] == "char" and hp["vocab_size"] == len(vocab)
