@@ -36,7 +36,6 @@ def run(args) -> None:
         train, valid, test = (ner.read_conll(f) for f in files)
         if cfg.data.max_train_sentences:
             train = train[: cfg.data.max_train_sentences]
-        vocabs = ner.build_vocabularies(train, cfg.data)
         emb = None
         if cfg.embedding != "random":
             from pipeline.embeddings import Embeddings
@@ -46,6 +45,7 @@ def run(args) -> None:
                 raise DataError(f"{emb_dir}: embeddings not found (ner.embedding={cfg.embedding})")
             emb = Embeddings.load(emb_dir)
             files += sorted(p for p in emb_dir.iterdir() if p.is_file())
+        vocabs = ner.build_vocabularies(train, cfg.data, emb.words if emb is not None else ())
         matrix, missing = init_embedding_matrix(
             vocabs.words.tokens, emb, cfg.encoder.embedding_dim, cfg.trainer.seed,
             key="ner.encoder.embedding_dim",

@@ -124,6 +124,21 @@ def test_vocabularies_encoding_and_collate():
         encode_sentences([Sentence(("IBM",), ("B-ORG",))], vocabs, cfg, where="valid.txt")
 
 
+def test_vocabulary_extended_with_embedding_words():
+    sents = [Sentence(("Peter", "runs"), ("B-PER", "O"))]
+    extra = ["<unk>", "runs", "paris", "Paris", "1996", "rome"]
+    vocabs = build_vocabularies(sents, NerDataConfig(), extra)
+    # only new, already-normalised words (lower case, digits as 0) are added, with count 0
+    assert vocabs.words.tokens[3:] == ["peter", "runs", "paris", "rome"]
+    assert vocabs.words.counts[-1] == 0
+    assert build_vocabularies(sents, NerDataConfig(add_embedding_words=False), extra).words.tokens[
+        3:
+    ] == [
+        "peter",
+        "runs",
+    ]
+
+
 def test_bucket_sampler_covers_everything_and_is_seeded():
     lengths = np.random.default_rng(0).integers(1, 40, size=503)
     s = BucketBatchSampler(lengths, 16, shuffle=True, seed=1)

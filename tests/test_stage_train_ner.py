@@ -119,6 +119,7 @@ def test_stage_with_pretrained_embeddings(ner_dir, smoke_params):
     params = json.loads(json.dumps(smoke_params))
     params["ner"]["trainer"]["max_epochs"] = 1
     params["ner"]["data"]["lowercase"] = False
+    params["ner"]["data"]["add_embedding_words"] = False  # count only the training words
     m = _run(ner_dir, params, embedding="glove")
     vocab = (ner_dir / "data/processed/models/ner/vocab.tsv").read_text().splitlines()[1:]
     tokens = [line.split("\t")[1] for line in vocab][3:]  # without <pad> <unk> <eos>

@@ -33,7 +33,7 @@ from torch import nn
 
 from pipeline.errors import DataError
 from pipeline.seq.crf import CRF, iob2_constraints
-from pipeline.seq.encoder import EncoderConfig, SequenceEncoder
+from pipeline.seq.encoder import SPECIAL_TOKENS, EncoderConfig, SequenceEncoder
 from pipeline.seq.heads import TaggingHead, length_mask
 from pipeline.vocab import PAD, Vocabulary
 
@@ -158,6 +158,9 @@ class NerDataConfig:
     """
 
     max_train_sentences: int = field(default=0, metadata={"min": 0})
+    #: also give a row to every word of the pretrained embedding, so that valid/test words
+    #: never seen in training keep their pretrained vector instead of becoming <unk>
+    add_embedding_words: bool = True
     lowercase: bool = True
     zero_digits: bool = True
     min_count: int = field(default=1, metadata={"min": 1})
@@ -186,18 +189,33 @@ def tag_order(tags: Sequence[str]) -> tuple[str, ...]:
     return ("O", *rest)
 
 
-def build_vocabularies(train: Sequence[Sentence], cfg: NerDataConfig) -> Vocabularies:
-    """Word vocabulary (normalised forms, ``min_count``), characters and tags of ``train``."""
+def build_vocabularies(
+    train: Sequence[Sentence], cfg: NerDataConfig, extra_words: Sequence[str] = ()
+) -> Vocabularies:
+    """Word vocabulary (normalised forms, ``min_count``), characters and tags of ``train``.
+
+    ``extra_words`` (e.g. a pretrained embedding's words, with ``cfg.add_embedding_words``)
+    are appended with count 0 if they are already in normalised form and not yet present.
+    """
     words = Counter(
         normalize_word(w, cfg.lowercase, cfg.zero_digits) for s in train for w in s.words
     )
     chars = Counter(c for s in train for w in s.words for c in w)
     tags = tag_order([t for s in train for t in s.tags])
-    return Vocabularies(
-        Vocabulary.from_counts(words, min_count=cfg.min_count),
-        Vocabulary.from_counts(chars, min_count=1),
-        tags,
-    )
+    vocab = Vocabulary.from_counts(words, min_count=cfg.min_count)
+    if cfg.add_embedding_words and extra_words:
+        tokens, seen = list(vocab.tokens), set(vocab.tokens)
+        for w in extra_words:
+            if (
+                w not in seen
+                and w not in SPECIAL_TOKENS
+                and normalize_word(w, cfg.lowercase, cfg.zero_digits) == w
+            ):
+                tokens.append(w)
+                seen.add(w)
+        counts = np.concatenate([vocab.counts, np.zeros(len(tokens) - len(vocab), np.int64)])
+        vocab = Vocabulary(tokens, counts)
+    return Vocabularies(vocab, Vocabulary.from_counts(chars, min_count=1), tags)
 
 
 @dataclass(frozen=True)
