@@ -37,7 +37,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from pipeline.errors import DataError, TrainingDivergedError
+from pipeline.errors import ConfigError, DataError, TrainingDivergedError
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +228,7 @@ def resolve_device(device: str) -> str:
             import torch
 
             if not torch.cuda.is_available():
-                raise DataError("skipgram.device: cuda requested but no CUDA device is available")
+                raise ConfigError("skipgram.device: cuda requested but no CUDA device is available")
         return device
     try:
         import torch
@@ -332,7 +332,7 @@ def train_word2vec(
     if backend == "auto":
         backend = "torch" if device == "cuda" else "numba"
     if backend == "numba" and device != "cpu":
-        raise DataError("skipgram.backend: numba runs on cpu only (use backend: torch)")
+        raise ConfigError("skipgram.backend: numba runs on cpu only (use backend: torch)")
     workers = cfg.workers or (os.cpu_count() or 1)
     if backend == "torch":
         workers = 1
@@ -399,7 +399,11 @@ def train_word2vec(
                 "lr": lr_end,
             }
             stats.append(st)
-            bar.set_postfix(epoch=epoch + 1, loss=f"{st['loss_per_update']:.4f}")
+            bar.set_postfix(
+                epoch=epoch + 1,
+                loss=f"{st['loss_per_update']:.4f}",
+                eff_wps=f"{st['effective_words_per_sec'] / 1e3:.0f}k",
+            )
             if ckpt is not None:
                 _save_checkpoint(ckpt, fp, epoch + 1, weights, losses, stats)
             if callback is not None:
