@@ -73,7 +73,7 @@ def run_ours(args: dict) -> dict:
     cfg = SkipGramConfig(
         architecture=arch, output=out, dim=args["dim"], window=args["window"],
         negative=args["negative"], sample=args["sample"], epochs=args["epochs"],
-        workers=args["workers"], seed=args["seed"], device=args["device"],
+        workers=args["workers"], seed=args["seed"], device=args["device"], lr=args["lr"],
         **({"torch_batch_pairs": args["torch_batch_pairs"]} if args["torch_batch_pairs"] else {}),
     )  # fmt: skip
     res = train_word2vec(ids, len(words), cfg, progress=False)
@@ -109,7 +109,12 @@ def run_gensim(args: dict) -> dict:
     arch, out = MODELS[args["model"]]
     if out == "softmax":
         return {"skipped": "gensim has no full softmax"}
+    from pipeline.skipgram import SkipGramConfig
+
+    # the same lr schedule as ours (word2vec C: 0.025 sg / 0.05 cbow, down to 1e-4 x lr)
+    ref = SkipGramConfig(architecture=arch, lr=args["lr"])
     model = Word2Vec(
+        alpha=ref.start_lr, min_alpha=ref.min_lr,
         vector_size=args["dim"], window=args["window"], sg=int(arch == "sg"),
         hs=int(out == "hs"), negative=args["negative"] if out == "ns" else 0,
         sample=args["sample"], min_count=1, workers=args["workers"], seed=args["seed"],
@@ -174,6 +179,7 @@ def main(argv=None) -> None:
     p.add_argument("--sample", type=float, default=1e-3)
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--lr", type=float, default=None, help="start lr (default 0.025 sg, 0.05 cbow)")
     p.add_argument(
         "--torch-batch-pairs", type=int, default=0, help="torch path step size (0 = default)"
     )
