@@ -17,6 +17,11 @@ with shared weights (word2vec's lock-free updates); on CUDA (or ``backend: torch
 batched PyTorch path of :mod:`pipeline.w2v_torch` runs. With ``workers: 1`` on CPU a fixed
 seed gives identical vectors; a checkpoint after every epoch makes a restart resume where
 it stopped, with the same result as an uninterrupted run.
+
+The loss of an epoch is word2vec's objective (-log sigmoid of every positive and negative
+score, or -log p(target) for the softmaxes) summed over that epoch's updates in float64,
+each measured just before its update; being measured online it need not fall in every
+epoch (late epochs with a small learning rate can show a slightly higher sum).
 """
 
 from __future__ import annotations
