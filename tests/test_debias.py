@@ -1,5 +1,5 @@
 """Hard debiasing on hand-made vectors whose projections can be computed by hand, plus the
-paper's checks on the real GoogleNews-bolukbasi vectors (slow)."""
+paper's checks on the real GoogleNews-bolukbasi vectors (when fetched)."""
 
 from __future__ import annotations
 
