@@ -354,6 +354,11 @@ class _Runs:
             (_RawArray(kp, np.int64, keys.size), _RawArray(vp, np.float64, keys.size), starts)
         )
 
+    def remove(self) -> None:
+        for k, v, _ in self.runs:
+            k.path.unlink(missing_ok=True)
+            v.path.unlink(missing_ok=True)
+
     def merged(self, max_entries: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield merged, sorted, duplicate-free chunks, a range of row groups at a time."""
         starts = np.stack([s for _, _, s in self.runs])  # (runs, groups + 1)
@@ -543,6 +548,7 @@ def count_cooccurrences(
                     v.tofile(fv)
                     total += k.size
                     del k, v  # free before the next chunk is merged
+            runs.remove()  # disk: the runs are no longer needed once merged
             keys, vals = _RawArray(kp, np.int64, total), _RawArray(vp, np.float64, total)
             nnz, _ = write_symmetric_npz(output, keys, vals, vocab_size)
     finally:
