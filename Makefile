@@ -3,6 +3,8 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Stage commands in dvc.yaml call `python`: it must be the venv's.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 MLFLOW_PORT ?= 5000
@@ -23,7 +25,7 @@ setup: $(STAMP) ## create or refresh .venv (pinned dependencies from pyproject.t
 
 run: setup ## run the whole pipeline (dvc repro) on the default data
 	@test -d .git || git init -q
-	$(VENV)/bin/dvc repro
+	dvc repro
 
 test: setup ## run the tests (without the slow and gpu ones)
 	$(PY) -m pytest -m "not slow and not gpu" -q
