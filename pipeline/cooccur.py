@@ -327,18 +327,14 @@ def _read(arr, start: int, stop: int) -> np.ndarray:
 class _Runs:
     """Sorted (key, value) runs spilled to raw files in a temporary folder.
 
-    For each run, the positions where row groups start are kept in memory, so the merge
-    can read one range of rows from every run without scanning the files.
+    For each run every ``sample``-th key is kept in memory (a sparse index), so the merge
+    can cut the key space into ranges of a bounded number of entries, even inside one
+    row, and find each range in every run with one small read.
     """
 
-    def __init__(self, folder: Path, vocab_size: int):
+    def __init__(self, folder: Path, sample: int = 1024):
         self.folder = folder
-        self.vocab_size = vocab_size
-        self.group = max(1, -(-vocab_size // 4096))  # rows per group: <= 4097 bounds/run
-        self.bounds = (
-            np.append(np.arange(0, vocab_size, self.group), vocab_size).astype(np.int64)
-            * vocab_size
-        )
+        self.sample = sample
         self.runs: list[tuple[_RawArray, _RawArray, np.ndarray]] = []
 
     def __len__(self) -> int:
@@ -349,9 +345,9 @@ class _Runs:
         kp, vp = self.folder / f"run{i:05d}.keys", self.folder / f"run{i:05d}.vals"
         keys.astype(np.int64, copy=False).tofile(kp)
         vals.astype(np.float64, copy=False).tofile(vp)
-        starts = np.searchsorted(keys, self.bounds)
+        index = keys[:: self.sample].copy()
         self.runs.append(
-            (_RawArray(kp, np.int64, keys.size), _RawArray(vp, np.float64, keys.size), starts)
+            (_RawArray(kp, np.int64, keys.size), _RawArray(vp, np.float64, keys.size), index)
         )
 
     def remove(self) -> None:
@@ -359,30 +355,45 @@ class _Runs:
             k.path.unlink(missing_ok=True)
             v.path.unlink(missing_ok=True)
 
+    def _position(self, run: int, key: int) -> int:
+        """Index of the first entry ``>= key`` in run ``run``."""
+        keys, _, index = self.runs[run]
+        i = int(np.searchsorted(index, key, side="left"))  # index[i-1] < key <= index[i]
+        if i == 0:
+            return 0
+        lo = (i - 1) * self.sample
+        block = keys.read(lo, min(i * self.sample, len(keys)))
+        return lo + int(np.searchsorted(block, key, side="left"))
+
     def merged(self, max_entries: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield merged, sorted, duplicate-free chunks, a range of row groups at a time."""
-        starts = np.stack([s for _, _, s in self.runs])  # (runs, groups + 1)
-        per_group = np.diff(starts.sum(axis=0))
-        n_groups = per_group.size
-        g = 0
-        while g < n_groups:
-            end, size = g, 0
-            while end < n_groups and (size == 0 or size + per_group[end] <= max_entries):
-                size += per_group[end]
-                end += 1
-            if size:
-                ks = [k.read(s[g], s[end]) for k, _, s in self.runs]
-                vs = [v.read(s[g], s[end]) for _, v, s in self.runs]
-                keys, vals = np.concatenate(ks), np.concatenate(vs)
-                del ks, vs
-                # stable: equal keys keep run order, so sums are deterministic; timsort
-                # merges the already-sorted runs in about n log k.
-                order = np.argsort(keys, kind="stable")
-                merged = _reduce_sorted(keys, vals, order)
-                del keys, vals, order  # before yielding: the next chunk needs the room
-                yield merged
-                del merged
-            g = end
+        """Yield merged, sorted, duplicate-free chunks of at most about ``max_entries``
+        entries (read from all runs), one key range at a time."""
+        samples = np.sort(np.concatenate([index for _, _, index in self.runs]))
+        if samples.size == 0:
+            return
+        # a range holding m sampled keys holds at most (m + runs) * sample entries
+        step = max(1, max_entries // self.sample - len(self.runs))
+        cuts = np.unique(samples[step::step])
+        prev = [0] * len(self.runs)
+        for cut in [*cuts.tolist(), None]:
+            pos = [
+                len(k) if cut is None else self._position(r, cut)
+                for r, (k, _, _) in enumerate(self.runs)
+            ]
+            ks = [k.read(a, b) for (k, _, _), a, b in zip(self.runs, prev, pos, strict=True)]
+            vs = [v.read(a, b) for (_, v, _), a, b in zip(self.runs, prev, pos, strict=True)]
+            prev = pos
+            keys, vals = np.concatenate(ks), np.concatenate(vs)
+            del ks, vs
+            if keys.size == 0:
+                continue
+            # stable: equal keys keep run order, so sums are deterministic; timsort
+            # merges the already-sorted runs in about n log k.
+            order = np.argsort(keys, kind="stable")
+            merged = _reduce_sorted(keys, vals, order)
+            del keys, vals, order  # before yielding: the next chunk needs the room
+            yield merged
+            del merged
 
 
 # --------------------------------------------------------------------------- output
@@ -485,7 +496,7 @@ def count_cooccurrences(
     n_spills = 0
 
     folder = Path(tempfile.mkdtemp(prefix="cooccur.", dir=tmp_dir or Path(output).parent))
-    runs = _Runs(folder, vocab_size)
+    runs = _Runs(folder)
 
     def spill() -> None:
         nonlocal n_spills

@@ -113,3 +113,27 @@ def test_memory_plan_fits_budget():
         cells = dense_layout(50_000, max_product)[2]
         assert cells * 8 <= mb * 2**20 * 0.25 + 8
         assert slots == 64 or cells * 8 + slots * 52 <= mb * 2**20
+
+
+@pytest.mark.parametrize("max_entries", [1, 7, 50, 10_000])
+def test_run_merge_bounded_chunks(tmp_path, max_entries):
+    """The k-way merge cuts the key space with the sparse index, even inside a row."""
+    from pipeline.cooccur import _Runs
+
+    rng = np.random.default_rng(0)
+    runs = _Runs(tmp_path, sample=4)
+    expected: dict[int, float] = {}
+    for _ in range(5):
+        keys = np.unique(rng.integers(0, 300, 60)).astype(np.int64)
+        vals = rng.random(keys.size)
+        runs.add(keys, vals)
+        for k, v in zip(keys.tolist(), vals.tolist(), strict=True):
+            expected[k] = expected.get(k, 0.0) + v
+    chunks = list(runs.merged(max_entries))
+    keys = np.concatenate([k for k, _ in chunks])
+    vals = np.concatenate([v for _, v in chunks])
+    assert np.all(np.diff(keys) > 0)  # sorted, no duplicate across chunks
+    assert keys.tolist() == sorted(expected)
+    np.testing.assert_allclose(vals, [expected[k] for k in keys.tolist()])
+    if max_entries >= 50:  # (m + runs) * sample entries at most per chunk
+        assert max(k.size for k, _ in chunks) <= max_entries
