@@ -103,7 +103,9 @@ def stage_main(
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
 ) -> None:
     """Parse ``argv``, call ``run``; a :class:`PipelineError` exits 1 with a one-line message."""
-    parser = argparse.ArgumentParser(description=description)
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     if add_arguments is not None:
         add_arguments(parser)
     args = parser.parse_args(argv)
