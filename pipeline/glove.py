@@ -54,6 +54,7 @@ import numba
 import numpy as np
 
 from pipeline.atomic import atomic_path
+from pipeline.devices import resolve_device
 from pipeline.errors import DataError, TrainingDivergedError
 
 log = logging.getLogger(__name__)
@@ -97,25 +98,6 @@ def weighting(x: np.ndarray, x_max: float, alpha: float) -> np.ndarray:
     """``f(x) = min(1, (x / x_max) ** alpha)``, elementwise (float64)."""
     x = np.asarray(x, dtype=np.float64)
     return np.minimum(1.0, (x / x_max) ** alpha)
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``."""
-    if device != "auto":
-        if device == "cuda":
-            import torch
-
-            if not torch.cuda.is_available():
-                from pipeline.errors import ConfigError
-
-                raise ConfigError("glove.device: cuda requested but no CUDA device is available")
-        return device
-    try:
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    except ImportError:  # pragma: no cover
-        return "cpu"
 
 
 # --------------------------------------------------------------------------- CPU kernels
@@ -287,7 +269,7 @@ def train_glove(
     from tqdm import tqdm
 
     _check_input(rows, cols, values, vocab_size)
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, "glove.device")
     dtype = np.dtype(cfg.precision)
     rows = np.ascontiguousarray(rows, dtype=np.int32)
     cols = np.ascontiguousarray(cols, dtype=np.int32)

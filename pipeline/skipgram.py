@@ -42,6 +42,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from pipeline.devices import resolve_device
 from pipeline.errors import ConfigError, DataError, TrainingDivergedError
 
 log = logging.getLogger(__name__)
@@ -226,22 +227,6 @@ def job_seed(seed: int, epoch: int, job: int) -> int:
     return (int.from_bytes(h, "little") & 0xFFFFFFFFFFFF) | 1
 
 
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` if torch sees a GPU, else ``cpu``."""
-    if device != "auto":
-        if device == "cuda":
-            import torch
-
-            if not torch.cuda.is_available():
-                raise ConfigError("skipgram.device: cuda requested but no CUDA device is available")
-        return device
-    try:
-        import torch
-    except ImportError:  # pragma: no cover
-        return "cpu"
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def fingerprint(ids: np.ndarray, vocab_size: int, cfg: SkipGramConfig, device: str) -> str:
     """Hash of the inputs and every setting that changes the result (not ``workers``)."""
     h = hashlib.sha256()
@@ -332,7 +317,7 @@ def train_word2vec(
     corpus = make_corpus(ids, vocab_size, cfg.max_sentence_length)
     if corpus.num_words == 0:
         raise DataError("skipgram: the corpus has no words besides <pad>/<unk>/<eos>")
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, "skipgram.device")
     backend = cfg.backend
     if backend == "auto":
         backend = "torch" if device == "cuda" else "numba"

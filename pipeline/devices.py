@@ -1,0 +1,24 @@
+"""Pick the compute device for the trainers that run outside Lightning (GloVe, skip-gram)."""
+
+from __future__ import annotations
+
+from pipeline.errors import ConfigError
+
+
+def resolve_device(device: str, key: str = "device") -> str:
+    """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``.
+
+    An explicit ``cuda`` without a GPU is a :class:`ConfigError` naming ``key``
+    (e.g. ``glove.device``), rather than a crash deep inside torch.
+    """
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except ImportError:  # pragma: no cover - torch is a dependency
+        has_cuda = False
+    if device == "auto":
+        return "cuda" if has_cuda else "cpu"
+    if device == "cuda" and not has_cuda:
+        raise ConfigError(f"{key}: cuda requested but no CUDA device is available")
+    return device
