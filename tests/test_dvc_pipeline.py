@@ -86,6 +86,9 @@ def tiny_repo(tmp_path: Path) -> Path:
     compose(repo / "params.yaml", [], conf_dir=repo / "conf")
     (repo / ".gitignore").write_text("/data/\n/mlflow.db\n/mlruns/\n")
     _git(repo, "init", "-q")
+    # dvc exp run commits internally: give the throw-away repo its own identity.
+    _git(repo, "config", "user.email", "tests@example.invalid")
+    _git(repo, "config", "user.name", "wordpipe tests")
     _git(repo, "add", "-A")
     _git(repo, "commit", "-qm", "init")
     return repo
