@@ -15,6 +15,10 @@ Readers (``data/raw/<dataset>/`` is ``root``):
   sentence per line, blank lines skipped; lines longer than ``max_line_chars`` are cut
   at a space into several lines (so a corpus like text8, one 100 MB line, streams).
 
+``concat`` is not a reader of files: :class:`ConcatCorpus` streams the lines of other
+corpora one after another (e.g. sotu + brown + shakespeare as one word-level corpus);
+``pipeline.encode.open_configured`` builds it from ``prepare.corpora.<name>.parts``.
+
 Undecodable UTF-8 bytes are counted (:attr:`Corpus.decode_errors`); with
 ``on_decode_error="fail"`` the first one raises :class:`DataError` naming file and line,
 with ``"replace"`` each bad byte sequence becomes U+FFFD.
@@ -24,13 +28,15 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
 from pipeline.errors import ConfigError, DataError
 
 ReaderName = Literal["sotu", "brown", "shakespeare", "text"]
+# What ``prepare.corpora.<name>.reader`` may say: a file reader, or ``concat`` of other entries.
+ConfigReaderName = Literal["sotu", "brown", "shakespeare", "text", "concat"]
 OnDecodeError = Literal["fail", "replace"]
 
 _BROWN_NAME = re.compile(r"c[a-r][0-9][0-9]")
@@ -149,6 +155,40 @@ class Corpus:
         limit = self.max_lines
         for path in self.files:
             for line in self._lines_of(path):
+                if limit is not None and self.lines >= limit:
+                    return
+                self.lines += 1
+                yield line
+
+
+class ConcatCorpus:
+    """A re-iterable stream of the lines of several :class:`Corpus`, one after another.
+
+    Same interface as :class:`Corpus` (``files``, ``root``, ``lines``, ``decode_errors``,
+    ``max_lines``): each part streams its own files with its own reader and
+    ``on_decode_error``; ``max_lines`` caps the total number of lines yielded.
+    """
+
+    def __init__(self, parts: Sequence[Corpus], max_lines: int | None = None) -> None:
+        if not parts:
+            raise ConfigError("parts: a concatenated corpus needs at least one part")
+        self.parts = list(parts)
+        self.max_lines = max_lines
+        self.files = [f for part in self.parts for f in part.files]
+        # data/raw/sotu + data/raw/brown -> data/raw (used in error messages)
+        self.root = Path(os.path.commonpath([str(part.root) for part in self.parts]))
+        self.lines = 0
+
+    @property
+    def decode_errors(self) -> int:
+        """Undecodable bytes met by the parts in their last iteration."""
+        return sum(part.decode_errors for part in self.parts)
+
+    def __iter__(self) -> Iterator[str]:
+        self.lines = 0
+        limit = self.max_lines
+        for part in self.parts:
+            for line in part:
                 if limit is not None and self.lines >= limit:
                     return
                 self.lines += 1

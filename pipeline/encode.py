@@ -39,7 +39,7 @@ from tqdm import tqdm
 
 from pipeline.atomic import atomic_path
 from pipeline.config import from_mapping
-from pipeline.corpora import Corpus, OnDecodeError, ReaderName
+from pipeline.corpora import ConcatCorpus, ConfigReaderName, Corpus, OnDecodeError, open_corpus
 from pipeline.errors import ConfigError, DataError
 from pipeline.text import EOL, Level, NormalizeConfig, TokenizerName, normalize, tokenize
 from pipeline.vocab import EOS, UNK, Vocabulary
@@ -56,10 +56,16 @@ class CorpusConfig:
 
     ``min_count``/``max_size``/``normalize`` left out (None) take the global
     ``prepare.*`` values; ``normalize`` overrides single keys of the global mapping.
+
+    ``reader: concat`` joins the lines of the entries named in ``parts`` (their
+    ``dataset``, ``reader``, ``files``, ``on_decode_error`` and ``max_lines`` are reused;
+    this entry's level, tokenizer, normalization, vocabulary and split apply to the
+    whole). Its ``dataset`` must be one of the parts' (``dvc.yaml`` depends on
+    ``data/raw/<dataset>``); its ``max_lines`` caps the total.
     """
 
     dataset: str
-    reader: ReaderName
+    reader: ConfigReaderName
     level: Level = "word"
     tokenizer: TokenizerName = "regex"
     split: SplitName = "none"
@@ -70,6 +76,7 @@ class CorpusConfig:
     max_lines: int | None = field(default=None, metadata={"min": 1})
     on_decode_error: OnDecodeError = "fail"
     files: str | None = None
+    parts: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +122,7 @@ def resolve(section: PrepareSection, name: str) -> tuple[CorpusConfig, EncodeSet
         {**section.normalize, **(cfg.normalize or {})},
         where=f"{where}.normalize" if cfg.normalize else "prepare.normalize",
     )
+    _check_parts(section, name, cfg)
     sizes = None
     if cfg.split_sizes is not None:
         if len(cfg.split_sizes) != 2 or min(cfg.split_sizes) < 1:
@@ -133,6 +141,61 @@ def resolve(section: PrepareSection, name: str) -> tuple[CorpusConfig, EncodeSet
         max_size_key=f"{where}.max_size" if cfg.max_size is not None else "prepare.max_size",
     )
     return cfg, settings
+
+
+def _check_parts(section: PrepareSection, name: str, cfg: CorpusConfig) -> list[CorpusConfig]:
+    """The configs of a ``concat`` entry's parts (validated); ``[]`` for other readers."""
+    where = f"prepare.corpora.{name}.parts"
+    if cfg.reader != "concat":
+        if cfg.parts is not None:
+            raise ConfigError(f"{where}: only a corpus with reader: concat has parts")
+        return []
+    if not cfg.parts:
+        raise ConfigError(f"{where}: reader concat needs a list of corpora (e.g. [sotu, brown])")
+    parts = []
+    for part in cfg.parts:
+        if part not in section.corpora:
+            known = ", ".join(sorted(k for k in section.corpora if k != name)) or "none"
+            raise ConfigError(f"{where}: unknown corpus {part!r} (configured: {known})")
+        part_cfg = from_mapping(
+            CorpusConfig, section.corpora[part], where=f"prepare.corpora.{part}"
+        )
+        if part_cfg.reader == "concat":
+            raise ConfigError(f"{where}: {part!r} is itself a concat corpus (not supported)")
+        parts.append(part_cfg)
+    datasets = [p.dataset for p in parts]
+    if cfg.dataset not in datasets:
+        raise ConfigError(
+            f"prepare.corpora.{name}.dataset: {cfg.dataset!r} is not a part's dataset "
+            f"({', '.join(datasets)}); dvc.yaml depends on data/raw/<dataset>"
+        )
+    return parts
+
+
+def open_configured(
+    section: PrepareSection, name: str, raw_dir: str | os.PathLike
+) -> Corpus | ConcatCorpus:
+    """The corpus of ``prepare.corpora.<name>`` with its files under ``raw_dir/<dataset>/``.
+
+    Files are listed now (a missing folder is a :class:`DataError`); a ``concat`` entry
+    becomes a :class:`ConcatCorpus` of its parts, read as they are configured.
+    """
+    raw_dir = Path(raw_dir)
+    cfg, _ = resolve(section, name)
+
+    def _open(c: CorpusConfig, max_lines: int | None) -> Corpus:
+        return open_corpus(
+            c.reader,  # type: ignore[arg-type]  # never "concat" here
+            raw_dir / c.dataset,
+            files=c.files,
+            on_decode_error=c.on_decode_error,
+            max_lines=max_lines,
+        )
+
+    if cfg.reader != "concat":
+        return _open(cfg, cfg.max_lines)
+    parts = _check_parts(section, name, cfg)
+    return ConcatCorpus([_open(p, p.max_lines) for p in parts], max_lines=cfg.max_lines)
 
 
 # ---------------------------------------------------------------------------- streaming
@@ -199,7 +262,7 @@ class _Bounds:
     valid_end: float
 
 
-def _bounds(corpus: Corpus, settings: EncodeSettings) -> _Bounds:
+def _bounds(corpus: Corpus | ConcatCorpus, settings: EncodeSettings) -> _Bounds:
     if settings.split == "none":
         return _Bounds("tokens", math.inf, math.inf)
     if settings.split == "bengio2003":
@@ -229,7 +292,9 @@ class Counts:
     lines: int
 
 
-def count_train(corpus: Corpus, settings: EncodeSettings, bounds: _Bounds | None = None) -> Counts:
+def count_train(
+    corpus: Corpus | ConcatCorpus, settings: EncodeSettings, bounds: _Bounds | None = None
+) -> Counts:
     """Count the tokens of the training split (memory ~ number of types)."""
     bounds = bounds or _bounds(corpus, settings)
     counter: Counter = Counter()
@@ -293,7 +358,7 @@ class SplitStats:
 
 
 def encode_corpus(
-    corpus: Corpus,
+    corpus: Corpus | ConcatCorpus,
     vocab: Vocabulary,
     settings: EncodeSettings,
     outputs: Mapping[str, Path],
@@ -376,7 +441,7 @@ class PrepareResult:
 
 
 def prepare_corpus(
-    corpus: Corpus, settings: EncodeSettings, out_dir: str | os.PathLike
+    corpus: Corpus | ConcatCorpus, settings: EncodeSettings, out_dir: str | os.PathLike
 ) -> PrepareResult:
     """Count, build the vocabulary and encode ``corpus`` into ``out_dir`` (atomically).
 
@@ -420,6 +485,7 @@ __all__ = [
     "count_train",
     "encode_corpus",
     "iter_blocks",
+    "open_configured",
     "prepare_corpus",
     "resolve",
     "token_blocks",

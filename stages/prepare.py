@@ -11,8 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipeline.corpora import open_corpus
-from pipeline.encode import PrepareSection, prepare_corpus, resolve
+from pipeline.encode import PrepareSection, open_configured, prepare_corpus, resolve
 from stages._common import load_params, section, stage_main, stage_run, write_metrics
 
 RAW_DIR = Path("data/raw")
@@ -24,13 +23,7 @@ def run(args: argparse.Namespace) -> None:
     prep = section(params, "prepare", PrepareSection)
     cfg, settings = resolve(prep, args.corpus)
     # Files are listed (missing folder -> DataError) before the MLflow run opens.
-    corpus = open_corpus(
-        cfg.reader,
-        RAW_DIR / cfg.dataset,
-        files=cfg.files,
-        on_decode_error=cfg.on_decode_error,
-        max_lines=cfg.max_lines,
-    )
+    corpus = open_configured(prep, args.corpus, RAW_DIR)
     with stage_run(f"prepare@{args.corpus}", cfg, settings) as tracker:
         tracker.set_tags({"corpus": args.corpus, "dataset": cfg.dataset})
         result = prepare_corpus(corpus, settings, PROCESSED_DIR / args.corpus)

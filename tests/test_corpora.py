@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.corpora import Corpus, decode_counting, open_corpus
+from pipeline.corpora import ConcatCorpus, Corpus, decode_counting, open_corpus
+from pipeline.encode import PrepareSection, open_configured, resolve
 from pipeline.errors import ConfigError, DataError
 
 
@@ -92,3 +93,78 @@ def test_decode_errors_replace_counts_bytes(tmp_path):
     assert list(corpus) == ["café \ufffd ok", "bad \ufffd\ufffd"]
     assert corpus.decode_errors == 3
     assert decode_counting(b"a\xffb") == ("a\ufffdb", 1)
+
+
+def test_concat_streams_parts_in_order_and_caps_total(tmp_path):
+    _write(tmp_path / "sotu" / "speeches" / "a.txt", "one speech\n\ntwo speech\n")
+    _write(tmp_path / "brown" / "ca01", "\tThe/at jury/nn ./.\n")
+    corpus = ConcatCorpus(
+        [open_corpus("sotu", tmp_path / "sotu"), open_corpus("brown", tmp_path / "brown")]
+    )
+    assert list(corpus) == ["one speech", "two speech", "The jury ."]
+    assert corpus.lines == 3 and list(corpus) == list(corpus)  # re-iterable
+    assert [p.name for p in corpus.files] == ["a.txt", "ca01"]
+    assert corpus.root == tmp_path  # common folder, for error messages
+    capped = ConcatCorpus(
+        [
+            open_corpus("sotu", tmp_path / "sotu", max_lines=1),
+            open_corpus("brown", tmp_path / "brown"),
+        ],
+        max_lines=2,
+    )
+    # each part keeps its own max_lines; the concat's max_lines caps the total
+    assert list(capped) == ["one speech", "The jury ."]
+    assert list(ConcatCorpus(capped.parts, max_lines=1)) == ["one speech"]
+    with pytest.raises(ConfigError, match="parts"):
+        ConcatCorpus([])
+
+
+def test_concat_sums_decode_errors_of_parts(tmp_path):
+    _write(tmp_path / "a" / "speeches" / "x.txt", b"bad \xff\n")
+    _write(tmp_path / "b" / "speeches" / "y.txt", b"bad \xfe\xfe\n")
+    parts = [open_corpus("sotu", tmp_path / d, on_decode_error="replace") for d in "ab"]
+    corpus = ConcatCorpus(parts)
+    assert list(corpus) == ["bad \ufffd", "bad \ufffd\ufffd"]
+    assert corpus.decode_errors == 3
+
+
+def _section(corpora):
+    return PrepareSection(corpora=corpora)
+
+
+def test_open_configured_concat_reuses_each_parts_reader(tmp_path):
+    _write(tmp_path / "sotu" / "speeches" / "a.txt", "A speech.\n")
+    _write(tmp_path / "mine" / "doc.txt", "first\n\nsecond\n")
+    corpora = {
+        "sotu": {"dataset": "sotu", "reader": "sotu"},
+        "mine": {"dataset": "mine", "reader": "text", "files": "*.txt", "max_lines": 1},
+        "both": {"dataset": "mine", "reader": "concat", "parts": ["mine", "sotu"]},
+    }
+    corpus = open_configured(_section(corpora), "both", tmp_path)
+    assert isinstance(corpus, ConcatCorpus)
+    assert list(corpus) == ["first", "A speech."]  # mine's glob and max_lines kept
+    plain = open_configured(_section(corpora), "sotu", tmp_path)
+    assert isinstance(plain, Corpus) and list(plain) == ["A speech."]
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"parts": ["sotu", "nope"]}, r"prepare\.corpora\.both\.parts: unknown corpus 'nope'"),
+        ({"parts": []}, r"prepare\.corpora\.both\.parts: reader concat needs"),
+        ({"parts": None}, r"prepare\.corpora\.both\.parts: reader concat needs"),
+        ({"parts": ["sotu"], "dataset": "brown"}, r"prepare\.corpora\.both\.dataset: 'brown'"),
+        ({"parts": ["inner"]}, r"prepare\.corpora\.both\.parts: 'inner' is itself a concat"),
+        ({"parts": ["sotu"], "reader": "sotu"}, r"prepare\.corpora\.both\.parts: only a corpus"),
+        ({"parts": ["bad"]}, r"prepare\.corpora\.bad\.reader"),
+    ],
+)
+def test_concat_config_errors_name_the_key(tmp_path, entry, message):
+    corpora = {
+        "sotu": {"dataset": "sotu", "reader": "sotu"},
+        "inner": {"dataset": "sotu", "reader": "concat", "parts": ["sotu"]},
+        "bad": {"dataset": "sotu", "reader": "nope"},
+        "both": {"dataset": "sotu", "reader": "concat", **entry},
+    }
+    with pytest.raises(ConfigError, match=message):
+        resolve(_section(corpora), "both")

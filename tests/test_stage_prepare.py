@@ -145,3 +145,38 @@ def test_bad_input_exits_1_and_writes_nothing(workdir, no_tracking, capsys):
     assert "prepare.corpora.sotu.level" in capsys.readouterr().err
     assert not (tmp_path / "data" / "processed").exists()
     assert not (tmp_path / "metrics").exists()
+
+
+def test_concat_corpus_joins_the_parts_word_level(workdir, no_tracking, capsys):
+    tmp_path, params = workdir
+    corpora = params["prepare"]["corpora"]
+    corpora["public"] = {
+        "dataset": "sotu",
+        "reader": "concat",
+        "parts": ["sotu", "brown", "shakespeare"],
+        "level": "word",
+        "split": "none",
+        "min_count": 1,
+    }
+    write_params(tmp_path, params)
+    main(["public"])
+    m = _metrics(tmp_path, "public")
+    # sotu: 3 non-blank paragraphs + 1; brown: 2 sentences x 3 files; shakespeare: 10 lines
+    assert m["lines"] == 4 + 6 + 10 and m["files"] == 2 + 3 + 1
+    vocab = Vocabulary.load_tsv(tmp_path / "data/processed/public/vocab.tsv")
+    assert {"union", "jury", "question"} <= set(vocab.tokens)  # one word from each part
+    assert "T" not in vocab  # word level, not Shakespeare's character level
+    train = load_npy(tmp_path / "data/processed/public/train.npy")
+    words = [vocab.tokens[i] for i in train]
+    # parts in order: sotu's first paragraph first, Shakespeare's last line last
+    assert words[0].startswith("fellow") and "senate" in words[:6]
+    assert words[-3:-1] == ["the", "question"] and words[-1] == vocab.tokens[EOS]
+    assert words.count("jury") == 6
+
+    corpora["public"]["parts"] = ["sotu", "gutenberg"]
+    write_params(tmp_path, params)
+    with pytest.raises(SystemExit) as exc:
+        main(["public"])
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert "prepare.corpora.public.parts: unknown corpus 'gutenberg'" in err
