@@ -204,6 +204,19 @@ def make_corpus(ids: np.ndarray, vocab_size: int, max_sentence_length: int = 100
     return Corpus(words=words, bounds=bounds, counts=counts)
 
 
+def huffman_tree(corpus: Corpus):
+    """The Huffman tree of hierarchical softmax, built as word2vec builds it.
+
+    Words of equal count are ordered by first occurrence in the training words (word2vec's
+    vocabulary order before its count sort), not by id; see
+    :func:`pipeline.huffman.build_huffman`.
+    """
+    from pipeline.huffman import build_huffman, first_occurrence
+
+    first = first_occurrence(corpus.words, int(corpus.counts.shape[0]))
+    return build_huffman(corpus.counts, tie_rank=first)
+
+
 def make_jobs(bounds: np.ndarray, batch_words: int) -> np.ndarray:
     """Sentence indices cutting the corpus into jobs of about ``batch_words`` words."""
     n_sent = bounds.shape[0] - 1
@@ -445,9 +458,7 @@ class _numba_epoch_runner:  # noqa: N801 - used like a function
         else:
             self.prob, self.alias = np.ones(1, np.float32), np.zeros(1, np.int32)
         if cfg.output == "hs":
-            from pipeline.huffman import build_huffman
-
-            tree = build_huffman(corpus.counts)
+            tree = huffman_tree(corpus)
             self.codes, self.points, self.lengths = tree.codes, tree.points, tree.lengths
         else:
             self.codes = np.zeros((1, 1), np.uint8)

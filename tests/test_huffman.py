@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pipeline.errors import DataError
-from pipeline.huffman import build_huffman
+from pipeline.huffman import build_huffman, first_occurrence
 
 
 def test_known_count_table_hand_checked():
@@ -48,3 +48,39 @@ def test_prefix_free_kraft_and_frequent_words_near_root():
 def test_too_small_vocabulary():
     with pytest.raises(DataError):
         build_huffman([5])
+
+
+def _siblings(tree, n):
+    """Pairs of words that share their whole path (children of the same inner node)."""
+    by_path = {}
+    for w in range(n):
+        if tree.lengths[w]:
+            by_path.setdefault(tuple(tree.path(w)), []).append(w)
+    return sorted(tuple(sorted(ws)) for ws in by_path.values() if len(ws) == 2)
+
+
+def test_ties_follow_tie_rank_not_id():
+    # Four words of equal count: word2vec pairs neighbours in its sorted vocabulary, which
+    # is in first-occurrence order. Ordering ties by id instead (alphabetical in our vocab)
+    # made equal-count neighbours share inner nodes and cost HS ~1-2 points on MEN.
+    assert _siblings(build_huffman([1, 1, 1, 1]), 4) == [(0, 1), (2, 3)]
+    tree = build_huffman([1, 1, 1, 1], tie_rank=[0, 2, 1, 3])  # sorted order 0, 2, 1, 3
+    assert _siblings(tree, 4) == [(0, 2), (1, 3)]
+    # the tie rank never overrides counts
+    tree = build_huffman([4, 2, 1, 1], tie_rank=[3, 2, 1, 0])
+    assert [tree.code(i) for i in range(4)] == [[1], [0, 1], [0, 0, 0], [0, 0, 1]]
+
+
+def test_zero_count_words_get_no_code_and_do_not_shift_the_tree():
+    ref = build_huffman([4, 2, 1, 1])
+    tree = build_huffman([0, 4, 2, 0, 1, 1, 0])
+    assert tree.lengths.tolist() == [0, 1, 2, 0, 3, 3, 0]
+    assert [tree.code(w) for w in (1, 2, 4, 5)] == [ref.code(w) for w in range(4)]
+    assert [tree.path(w) for w in (1, 2, 4, 5)] == [ref.path(w) for w in range(4)]
+    with pytest.raises(DataError):
+        build_huffman([3, 0, 0])
+
+
+def test_first_occurrence():
+    first = first_occurrence(np.array([5, 3, 5, 4, 3]), 7)
+    assert first.tolist() == [5, 5, 5, 1, 3, 0, 5]

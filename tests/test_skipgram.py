@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from pipeline.errors import DataError, TrainingDivergedError
-from pipeline.skipgram import SkipGramConfig, make_corpus, make_jobs, train_word2vec
+from pipeline.skipgram import (
+    SkipGramConfig,
+    huffman_tree,
+    make_corpus,
+    make_jobs,
+    train_word2vec,
+)
 
 GROUPS, CTX, POOL = 8, 6, 24
 
@@ -193,3 +199,16 @@ def test_torch_path_on_cuda():
     res = train_word2vec(IDS, VOCAB, c, progress=False)
     assert res.device == "cuda"
     assert twins_found(res.vectors) >= GROUPS - 1
+
+
+def test_huffman_ties_in_corpus_order_like_word2vec():
+    # ids 3..6 all occur twice, first seen in the order 6, 4, 5, 3: word2vec's vocabulary
+    # is in first-occurrence order, so the pairs of equal-count siblings follow the corpus
+    # ({5, 3} and {6, 4}), not the ids ({5, 6} and {3, 4}); <pad>/<unk>/<eos> get no code.
+    ids = np.array([6, 4, 2, 5, 3, 1, 2, 3, 4, 5, 6, 2], dtype=np.int32)
+    tree = huffman_tree(make_corpus(ids, 7))
+    assert tree.lengths.tolist() == [0, 0, 0, 2, 2, 2, 2]
+    pairs = sorted(
+        tuple(w for w in range(3, 7) if tree.path(w) == tree.path(v)) for v in range(3, 7)
+    )
+    assert pairs == [(3, 5), (3, 5), (4, 6), (4, 6)]
