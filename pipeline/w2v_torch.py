@@ -50,9 +50,9 @@ class TorchTrainer:
             self.prob = torch.as_tensor(prob, device=dev)
             self.alias = torch.as_tensor(alias.astype(np.int64), device=dev)
         if cfg.output == "hs":
-            from pipeline.huffman import build_huffman
+            from pipeline.skipgram import huffman_tree  # word2vec's tie order, as on CPU
 
-            tree = build_huffman(corpus.counts)
+            tree = huffman_tree(corpus)
             self.points = torch.as_tensor(tree.points.astype(np.int64), device=dev)  # (V, L)
             self.labels = 1.0 - torch.as_tensor(tree.codes, device=dev).float()  # (V, L)
             ln = torch.as_tensor(tree.lengths, device=dev)
