@@ -151,3 +151,20 @@ def test_same_seed_same_result(tmp_path):
         for d in "ab"
     )
     assert np.array_equal(a.test_prob, b.test_prob)
+
+
+def test_resume_continues_a_shorter_run_only_on_the_same_data(tmp_path):
+    import dataclasses
+
+    texts, labels = _negation_data(100, seed=2)
+    one = _cfg(max_epochs=1, resume=True)
+    first = fit_sentiment("rnn", one, texts, labels, checkpoint_dir=tmp_path)
+    assert first.metrics["epochs"] == 1 and not first.metrics["resumed"]
+    two = dataclasses.replace(one, trainer=dataclasses.replace(one.trainer, max_epochs=2))
+    more = fit_sentiment("rnn", two, texts, labels, checkpoint_dir=tmp_path)
+    assert more.metrics["resumed"] and more.metrics["epochs"] == 2
+    other = fit_sentiment("rnn", two, texts[::-1], labels[::-1], checkpoint_dir=tmp_path)
+    assert not other.metrics["resumed"] and other.metrics["epochs"] == 2
+    off = dataclasses.replace(two, resume=False)
+    fresh = fit_sentiment("rnn", off, texts, labels, checkpoint_dir=tmp_path)
+    assert not fresh.metrics["resumed"]

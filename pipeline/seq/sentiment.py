@@ -9,10 +9,12 @@ Both map ``(ids (B, T), lengths (B,)) -> logits (B, 2)``; label 1 = positive.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -239,6 +241,8 @@ class SentimentConfig:
     ``embedding``: ``random`` or a pipeline artifact under
     ``data/processed/embeddings/<name>/``; its dimension must equal ``embedding_dim``.
     ``max_train_examples``: use only the first N training sentences (time budget).
+    ``resume``: continue from ``<checkpoint_dir>/model.ckpt`` when it was written by a run
+    of the same model, settings and data (a killed run picks up where it stopped).
     """
 
     models: list[str] = field(default_factory=lambda: ["avg", "rnn"])
@@ -250,6 +254,7 @@ class SentimentConfig:
     split_seed: int = 0
     max_train_examples: int | None = field(default=None, metadata={"min": 10})
     batch_size: int = field(default=64, metadata={"min": 1})
+    resume: bool = False
     avg: ModelSettings = field(default_factory=lambda: ModelSettings(lr=5e-3, dropout=0.2))
     rnn: ModelSettings = field(default_factory=ModelSettings)
     encoder: RnnSettings = field(default_factory=RnnSettings)
@@ -295,32 +300,71 @@ def train_classifier(
     val_loader: DataLoader,
     checkpoint_dir: str | os.PathLike,
     logger: Any = None,
+    fingerprint_value: str | None = None,
 ) -> dict[str, Any]:
     """Fit ``model`` in place (best validation checkpoint reloaded); returns
-    ``{"epochs", "time_per_epoch_s", "checkpoint"}``. Seed the model's initialisation
-    before building it (``lightning.seed_everything``) for identical runs."""
+    ``{"epochs", "time_per_epoch_s", "checkpoint", "resumed"}``. Seed the model's
+    initialisation before building it (``lightning.seed_everything``) for identical runs.
+
+    With ``fingerprint_value`` (see :func:`fingerprint`), training resumes from
+    ``<checkpoint_dir>/model.ckpt`` when the stamp beside it holds the same value (model,
+    optimizer, epoch and early-stopping state restored); otherwise it starts afresh.
+    """
     from dataclasses import replace
 
     from pipeline.seq.lit import ClassifierModule
 
     if settings.max_epochs is not None:
         trainer_settings = replace(trainer_settings, max_epochs=settings.max_epochs)
+    ckdir = Path(checkpoint_dir)
+    ckpt = checkpoint_file(ckdir)
+    stamp = ckdir / "fingerprint.txt"
+    resume = (
+        fingerprint_value is not None
+        and ckpt.is_file()
+        and stamp.is_file()
+        and stamp.read_text().strip() == fingerprint_value
+    )
     timer = epoch_timer()
-    trainer = build_trainer(trainer_settings, checkpoint_dir, logger, callbacks=[timer])
-    checkpoint_file(checkpoint_dir).unlink(missing_ok=True)
+    trainer = build_trainer(trainer_settings, ckdir, logger, callbacks=[timer])
+    if not resume:
+        ckpt.unlink(missing_ok=True)
+    if fingerprint_value is not None:
+        stamp.write_text(fingerprint_value + "\n")
     module = ClassifierModule(model, lr=settings.lr, weight_decay=settings.weight_decay)
-    best = fit(trainer, module, (train_loader, val_loader))
+    best = fit(trainer, module, (train_loader, val_loader), ckpt_path=ckpt if resume else None)
+    best = best or (ckpt if resume and ckpt.is_file() else None)
     if best is not None and best.is_file():
         model.load_state_dict(load_state_dict(best))
     else:  # stopped (max_time) before the first validation: keep the last weights
-        best = checkpoint_file(checkpoint_dir)
+        best = ckpt
         trainer.save_checkpoint(best)
     model.cpu()
     return {
         "epochs": int(trainer.current_epoch),
         "time_per_epoch_s": float(np.mean(timer.seconds)) if timer.seconds else None,
         "checkpoint": best,
+        "resumed": bool(resume),
     }
+
+
+def fingerprint(kind: str, cfg: SentimentConfig, texts: Sequence[str], labels: np.ndarray,
+                embedding_matrix: torch.Tensor | None) -> str:  # fmt: skip
+    """sha256 of what training computes from: the model kind, the settings, the
+    sentences, the labels and the initial embedding matrix. ``resume`` and the stopping
+    rules (epochs, patience, time cap) are left out, so a longer run continues a shorter."""
+    settings = {k: v for k, v in asdict(cfg).items() if k != "resume"}
+    for name in ("avg", "rnn"):
+        settings[name] = {k: v for k, v in settings[name].items() if k != "max_epochs"}
+    stop = ("max_epochs", "patience", "max_time_s", "progress_bar", "log_every_n_steps")
+    settings["trainer"] = {k: v for k, v in settings["trainer"].items() if k not in stop}
+    h = hashlib.sha256(json.dumps([kind, settings], sort_keys=True, default=str).encode())
+    for text in texts:
+        h.update(text.encode("utf-8", "surrogatepass") + b"\0")
+    h.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
+    if embedding_matrix is not None:
+        h.update(embedding_matrix.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 @torch.no_grad()
@@ -507,6 +551,7 @@ def fit_sentiment(
         loader(valid_idx, False),
         checkpoint_dir,
         logger,
+        fingerprint(kind, cfg, texts, labels, matrix) if cfg.resume else None,
     )
     metrics: dict[str, Any] = {
         "model": kind,
@@ -517,6 +562,7 @@ def fit_sentiment(
         "valid_size": len(valid_idx),
         "test_size": len(test_idx),
         "epochs": info["epochs"],
+        "resumed": info["resumed"],
         "time_per_epoch_s": info["time_per_epoch_s"],
         "parameters": sum(p.numel() for p in model.parameters()),
     }
