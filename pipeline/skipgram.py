@@ -61,8 +61,18 @@ class SkipGramConfig:
     softmax, O(V) per update: for small vocabularies). ``lr`` None = 0.025 (sg) / 0.05
     (cbow); it decays linearly to ``min_lr_ratio * lr``. ``workers`` 0 = one per core.
     ``backend`` auto = numba on CPU, torch on CUDA; ``torch_*`` tune the batched torch
-    path (``torch_dup_cap``: most summed updates of one row per batch, 0 = no cap). ``corpus`` names the processed corpus
-    the stage reads (not used by the library).
+    path (:mod:`pipeline.w2v_torch`): ``torch_batch_pairs`` examples per step,
+    ``torch_dup_cap`` most summed updates of one row per step (0 = no cap),
+    ``torch_negatives`` ``pair`` (k own negatives per example, as word2vec) or ``shared``
+    (``torch_shared_negatives`` negatives per block of ``torch_shared_block`` examples,
+    weighted k / N: one matmul per block; output ns only), ``torch_damping`` (shared
+    mode) ``cap`` or ``curvature`` (summed steps of a row shrunk to what as many
+    sequential SGD steps would move it; see :func:`pipeline.w2v_torch.curvature_damping`),
+    ``torch_precision``
+    ``fp32``/``tf32``/``bf16`` (matmuls; weights stay fp32), ``torch_compile``
+    (``torch.compile`` the shared step), ``torch_softmax_logits`` most (B x V) logits per
+    full-softmax step. ``corpus`` names the processed corpus the stage reads (not used
+    by the library).
     """
 
     corpus: str = "sotu"
@@ -86,6 +96,13 @@ class SkipGramConfig:
     torch_batch_pairs: int = field(default=16384, metadata={"min": 1})
     torch_chunk_words: int = field(default=1_000_000, metadata={"min": 1})
     torch_dup_cap: float = field(default=64.0, metadata={"min": 0.0})
+    torch_negatives: Literal["pair", "shared"] = "pair"
+    torch_shared_block: int = field(default=256, metadata={"min": 1})
+    torch_shared_negatives: int = field(default=64, metadata={"min": 1})
+    torch_damping: Literal["cap", "curvature"] = "cap"
+    torch_precision: Literal["fp32", "tf32", "bf16"] = "fp32"
+    torch_compile: bool = False
+    torch_softmax_logits: int = field(default=1 << 24, metadata={"min": 1})
 
     @property
     def start_lr(self) -> float:

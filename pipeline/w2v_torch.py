@@ -4,19 +4,204 @@ Instead of word2vec's one-pair-at-a-time updates, each chunk of about
 ``torch_chunk_words`` words is turned into training examples on the device in a few
 vectorised operations (subsampling, reduced windows, pairs within a sentence), shuffled,
 and applied in mini-batches of ``torch_batch_pairs`` examples as sparse SGD steps:
-gather the rows, one batched dot product, sigmoid / softmax, and ``index_add_`` of the
-gradients (rows hit several times in a batch get the sum, as lock-free word2vec threads
-would). No autograd: the gradients are the closed forms of word2vec.
+gather the rows, scores, sigmoid / softmax, and ``index_add_`` of the gradients (rows hit
+several times in a batch get the sum, as lock-free word2vec threads would, damped above
+``torch_dup_cap`` hits). No autograd: the gradients are the closed forms of word2vec.
 
-Shapes: B examples per batch, D dims, K = 1 + negatives, L = longest Huffman code.
+Negative sampling has two modes (``torch_negatives``):
+
+- ``pair`` (default): every example draws its own k negatives, exactly as word2vec;
+  per example K = 1 + k output rows are gathered and scattered (memory bound).
+- ``shared``: the examples of a batch are cut into blocks of ``torch_shared_block``;
+  each block draws ``torch_shared_negatives`` (N) negatives from unigram^0.75 that all its
+  examples score, so the negative scores are one (Bb, D) x (D, N) matmul per block
+  (tensor cores on a GPU) and only N rows per block are gathered and scattered. Each
+  negative term is weighted k / N, so every example still gets k negatives' worth of
+  gradient in expectation (the same objective, with less variance). This is the
+  shared-negative trick of GPU word2vec implementations (Ji et al. 2016, BlazingText).
+
+The hot loop inside an epoch has no host synchronisation except once per chunk (the
+variable number of pairs): the learning rates of a chunk's batches are one device tensor,
+the loss is accumulated on the device, row hit counts use ``index_add_`` (not
+``bincount``, which syncs on CUDA). ``torch_precision`` ``bf16`` / ``tf32`` runs the
+matmuls in lower precision with fp32 master weights; ``torch_compile`` compiles the
+shared-negative step with ``torch.compile`` (falls back to eager if that fails).
+
+Shapes: B examples per batch, D dims, K = 1 + negatives, L = longest Huffman code,
+G blocks of Bb examples, N shared negatives per block.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from pipeline.skipgram import Corpus, SkipGramConfig, job_seed, make_jobs, negative_distribution
+
+log = logging.getLogger(__name__)
+
+
+def _mm_dtype(precision: str) -> torch.dtype | None:
+    return torch.bfloat16 if precision == "bf16" else None
+
+
+def _bmm(a: torch.Tensor, b: torch.Tensor, low: torch.dtype | None) -> torch.Tensor:
+    """``a @ b`` (batched or not) in ``low`` precision if given, result in fp32."""
+    if low is None:
+        return a @ b
+    return (a.to(low) @ b.to(low)).float()
+
+
+def row_damping(rows: torch.Tensor, weights: torch.Tensor, n_rows: int, cap: float) -> torch.Tensor:
+    """Per-row factor ``1 / max(1, hits / cap)`` (shape (n_rows,)), ``hits`` the summed
+    ``weights`` of the updates of each row in one batch.
+
+    A row hit ``hits`` times in one batch gets the sum of its updates; lock-free word2vec
+    threads never stack more than a handful of updates of one row, so sums over thousands
+    of hits (frequent words, popular negatives) computed from the same stale vectors
+    overshoot. Above ``cap`` hits, the summed step is scaled down to ``cap`` times the
+    mean update. ``index_add_`` (not ``bincount``): no host sync on CUDA.
+    """
+    hits = torch.zeros(n_rows, dtype=torch.float32, device=rows.device)
+    hits.index_add_(0, rows.reshape(-1), weights.reshape(-1).to(torch.float32))
+    return 1.0 / torch.clamp(hits / cap, min=1.0)
+
+
+def curvature_damping(
+    rows: torch.Tensor,
+    weights: torch.Tensor,
+    curv: torch.Tensor,
+    lr: torch.Tensor,
+    n_rows: int,
+    cap: float,
+) -> torch.Tensor:
+    """Per-row factor (n_rows,) making a summed step of ``h`` updates move a row as far as
+    ``h`` sequential SGD steps would.
+
+    Along a direction of curvature ``c`` (the logistic loss: ``sigma'(s) |x|^2``, ``x`` the
+    vector on the other side), h sequential steps of size lr cover
+    ``(1 - (1 - lr c)^h) / c`` of the gradient, not ``h lr``: they saturate once
+    ``h lr c ~ 1`` (each step sees the previous ones). The summed update is scaled by
+    ``(1 - (1 - lr c)^h) / (h lr c)``, with ``h`` the summed ``weights`` of the row's
+    updates and ``c`` their weighted mean ``curv``: about 1 for rare rows, about
+    1 / (h lr c) for rows hit thousands of times. ``cap`` > 0 also bounds ``h`` as in
+    :func:`row_damping`. Pure tensor ops (no host sync).
+    """
+    flat = rows.reshape(-1)
+    w = weights.reshape(-1).to(torch.float32)
+    hits = torch.zeros(n_rows, dtype=torch.float32, device=rows.device)
+    hits.index_add_(0, flat, w)
+    csum = torch.zeros(n_rows, dtype=torch.float32, device=rows.device)
+    csum.index_add_(0, flat, w * curv.reshape(-1).to(torch.float32))
+    h = torch.clamp(hits, min=1e-6)
+    x = torch.clamp(lr * csum / h, min=1e-12, max=1.0)  # lr c per row
+    factor = -torch.expm1(h * torch.log1p(-x)) / (h * x)
+    factor = torch.clamp(factor, max=1.0)
+    if cap > 0:
+        factor = torch.minimum(factor, 1.0 / torch.clamp(hits / cap, min=1.0))
+    return factor
+
+
+def ns_shared_step(
+    u: torch.Tensor,
+    w_out: torch.Tensor,
+    tgt: torch.Tensor,
+    neg: torch.Tensor,
+    wt: torch.Tensor,
+    lr: torch.Tensor,
+    negative: int,
+    cap: float,
+    precision: str,
+    damping: str = "cap",
+):
+    """Negative sampling with negatives shared per block; pure (no in-place update).
+
+    ``u`` (B, D) inputs, ``tgt`` (B,) targets, ``neg`` (G, N) negatives of the G = B / Bb
+    blocks, ``wt`` (B,) example weights (0 = padding), ``lr`` 0-d. Returns ``grad_u``
+    (B, D) (the step for the inputs, undamped), ``out_rows`` (B + G N,) and ``out_step``
+    (B + G N, D) to ``index_add_`` into ``w_out`` (damped), the loss (0-d, float32):
+    -log s(u.v_t) - (k / N) sum_n log s(-u.v_n), an unbiased estimate of word2vec's, and
+    with ``damping`` ``curvature`` the curvature each input row saw (B,) (else None).
+    ``damping``: ``cap`` (:func:`row_damping`) or ``curvature``
+    (:func:`curvature_damping`, also capped when ``cap`` > 0).
+    """
+    b, d = u.shape
+    g_blocks, n = neg.shape
+    bb = b // g_blocks
+    low = _mm_dtype(precision)
+    scale = negative / n
+    u3 = u.view(g_blocks, bb, d)
+    vp = w_out[tgt]  # (B, D)
+    vn = w_out[neg]  # (G, N, D)
+    sp = (u * vp).sum(1)  # (B,)
+    sn = _bmm(u3, vn.transpose(1, 2), low)  # (G, Bb, N)
+    # word2vec skips a negative equal to the target; padding rows weigh 0
+    valid = (neg[:, None, :] != tgt.view(g_blocks, bb, 1)).to(u.dtype)
+    valid = valid * (wt.view(g_blocks, bb, 1) * scale)  # (G, Bb, N)
+    loss = -(F.logsigmoid(sp) * wt).sum() - (F.logsigmoid(-sn) * valid).sum()
+    gp = (1.0 - torch.sigmoid(sp)) * wt * lr  # (B,)
+    gn = -torch.sigmoid(sn) * valid * lr  # (G, Bb, N)
+    grad_u = gp[:, None] * vp + _bmm(gn, vn, low).view(b, d)  # (B, D)
+    step_p = gp[:, None] * u  # (B, D)
+    step_n = _bmm(gn.transpose(1, 2), u3, low).reshape(g_blocks * n, d)  # (G N, D)
+    out_rows = torch.cat([tgt, neg.reshape(-1)])
+    # one negative in a block stands for sum_b valid = up to Bb k / N pair updates
+    hit_w = torch.cat([wt, valid.sum(1).reshape(-1)])
+    if damping == "curvature":
+        unorm = (u * u).sum(1)  # (B,) |u|^2
+        dp = torch.sigmoid(sp) * torch.sigmoid(-sp)  # sigma'(s) (B,)
+        dn = torch.sigmoid(sn) * torch.sigmoid(-sn)  # (G, Bb, N)
+        curv_n = (valid * dn * unorm.view(g_blocks, bb, 1)).sum(1) / torch.clamp(
+            valid.sum(1), min=1e-12
+        )  # (G, N) mean curvature of each block's negative
+        curv = torch.cat([dp * unorm, curv_n.reshape(-1)])
+        damp = curvature_damping(out_rows, hit_w, curv, lr, w_out.shape[0], cap)[out_rows]
+        out_step = torch.cat([step_p, step_n]) * damp[:, None]
+        # curvature seen by each input row: positive + (weighted) negatives
+        vnorm = (vn * vn).sum(2)  # (G, N)
+        in_curv = dp * (vp * vp).sum(1) + (valid * dn * vnorm[:, None, :]).sum(2).reshape(b)
+    elif cap > 0:
+        damp = row_damping(out_rows, hit_w, w_out.shape[0], cap)[out_rows]
+        out_step = torch.cat([step_p, step_n]) * damp[:, None]
+        in_curv = None
+    else:
+        out_step = torch.cat([step_p, step_n])
+        in_curv = None
+    return grad_u, out_rows, out_step, loss, in_curv
+
+
+def sg_shared_step(
+    w_in: torch.Tensor,
+    w_out: torch.Tensor,
+    ctx: torch.Tensor,
+    tgt: torch.Tensor,
+    neg: torch.Tensor,
+    wt: torch.Tensor,
+    lr: torch.Tensor,
+    negative: int,
+    cap: float,
+    precision: str,
+    damping: str = "cap",
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One skip-gram step with shared negatives, without the scatter (compilable).
+
+    Returns ``in_step`` (B, D) for ``w_in.index_add_(0, ctx, .)``, ``out_rows``,
+    ``out_step`` for ``w_out.index_add_(0, out_rows, .)``, and the loss.
+    """
+    u = w_in[ctx]  # (B, D)
+    grad_u, out_rows, out_step, loss, in_curv = ns_shared_step(
+        u, w_out, tgt, neg, wt, lr, negative, cap, precision, damping
+    )
+    if in_curv is not None:
+        damp = curvature_damping(ctx, wt, in_curv, lr, w_in.shape[0], cap)
+        grad_u = grad_u * damp[ctx][:, None]
+    elif cap > 0:
+        grad_u = grad_u * row_damping(ctx, wt, w_in.shape[0], cap)[ctx][:, None]
+    return grad_u, out_rows, out_step, loss
 
 
 class TorchTrainer:
@@ -45,6 +230,8 @@ class TorchTrainer:
         self.w_in = torch.as_tensor(weights["syn0"], device=dev).clone()
         self.out_name = "syn1neg" if cfg.output == "ns" else "syn1"
         self.w_out = torch.as_tensor(weights[self.out_name], device=dev).clone()
+        self.shared = cfg.output == "ns" and cfg.torch_negatives == "shared"
+        self.low = _mm_dtype(cfg.torch_precision)
         if cfg.output == "ns":
             prob, alias = K.build_alias(negative_distribution(corpus.counts, cfg.ns_exponent))
             self.prob = torch.as_tensor(prob, device=dev)
@@ -59,29 +246,61 @@ class TorchTrainer:
             self.mask = (
                 torch.arange(tree.codes.shape[1], device=dev)[None, :] < ln[:, None]
             ).float()
+        self._sg_shared = sg_shared_step
+        self._compiled = False
+        if self.shared and cfg.torch_compile:
+            try:
+                self._sg_shared = torch.compile(sg_shared_step, dynamic=False)
+                self._compiled = True
+            except Exception as exc:  # noqa: BLE001 - any backend problem: stay eager
+                log.warning("torch.compile unavailable (%s): running the step eagerly", exc)
+            else:
+                self._warm_up()
         self.diverged_lr: float | None = None
 
-    def _damp(self, rows: torch.Tensor, n_rows: int) -> torch.Tensor | None:
-        """Per-element factor ``1 / max(1, hits / cap)`` for updates of ``rows``.
+    def _warm_up(self) -> None:
+        """Compile the shared step now, for the full batch shape, outside the timing (as
+        the numba kernels are compiled before the first epoch); fall back to eager on
+        failure. The step is pure: the weights are not changed."""
+        cfg, dev = self.cfg, self.dev
+        bb = cfg.torch_shared_block
+        bsz = -(-cfg.torch_batch_pairs // bb) * bb
+        z = torch.zeros(bsz, dtype=torch.int64, device=dev)
+        neg = torch.zeros((bsz // bb, cfg.torch_shared_negatives), dtype=torch.int64, device=dev)
+        try:
+            with self._precision(), torch.no_grad():
+                self._sg_shared(
+                    self.w_in, self.w_out, z, z, neg, torch.zeros(bsz, device=dev),
+                    torch.zeros((), device=dev), cfg.negative, cfg.torch_dup_cap,
+                    cfg.torch_precision, cfg.torch_damping,
+                )  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - e.g. no C++ compiler for inductor
+            log.warning("torch.compile failed (%s): running the step eagerly", exc)
+            self._sg_shared = sg_shared_step
+            self._compiled = False
 
-        A row hit ``hits`` times in one batch gets the sum of its updates; lock-free
-        word2vec threads never stack more than a handful of updates of one row, so sums
-        over tens of thousands of hits (frequent words, popular negatives) diverge. Above
-        ``torch_dup_cap`` hits per batch, the summed step is scaled down to that many.
-        """
+    def _damp(self, rows: torch.Tensor, n_rows: int) -> torch.Tensor | None:
+        """Per-element factor ``1 / max(1, hits / torch_dup_cap)`` for updates of ``rows``
+        (see :func:`row_damping`); None when the cap is off."""
         cap = self.cfg.torch_dup_cap
         if cap <= 0:
             return None
-        hits = torch.bincount(rows.reshape(-1), minlength=n_rows).to(torch.float32)
-        return (1.0 / torch.clamp(hits / cap, min=1.0))[rows]
+        ones = torch.ones(rows.numel(), dtype=torch.float32, device=rows.device)
+        return row_damping(rows, ones, n_rows, cap)[rows]
+
+    def sample_negatives(self, shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
+        """Ids drawn from unigram^ns_exponent by the alias method (int64, ``shape``)."""
+        n = self.prob.shape[0]
+        idx = torch.randint(0, n, shape, device=self.dev, generator=gen)
+        coin = torch.rand(shape, device=self.dev, generator=gen)
+        return torch.where(coin < self.prob[idx], idx, self.alias[idx])
 
     # -- output layers: update w_out in place, return (grad of the input (B, D), loss) --
     def _ns(self, u, tgt, lr, gen):
-        b, k = tgt.shape[0], self.cfg.negative
-        n = self.prob.shape[0]
-        idx = torch.randint(0, n, (b, k), device=self.dev, generator=gen)
-        coin = torch.rand((b, k), device=self.dev, generator=gen)
-        neg = torch.where(coin < self.prob[idx], idx, self.alias[idx])
+        if self.shared:
+            return self._ns_shared(u, tgt, lr, gen)
+        b = tgt.shape[0]
+        neg = self.sample_negatives((b, self.cfg.negative), gen)
         ids = torch.cat([tgt[:, None], neg], 1)  # (B, K)
         valid = torch.ones_like(ids, dtype=u.dtype)
         valid[:, 1:] = (neg != tgt[:, None]).to(u.dtype)  # word2vec skips the target
@@ -89,7 +308,7 @@ class TorchTrainer:
         label[:, 0] = 1.0
         v = self.w_out[ids]  # (B, K, D)
         s = torch.bmm(v, u[:, :, None]).squeeze(2)  # (B, K)
-        loss = -(torch.nn.functional.logsigmoid(torch.where(label > 0, s, -s)) * valid).sum()
+        loss = -(F.logsigmoid(torch.where(label > 0, s, -s)) * valid).sum()
         g = (label - torch.sigmoid(s)) * valid * lr  # (B, K)
         grad_u = torch.bmm(g[:, None, :], v).squeeze(1)  # (B, D)
         damp = self._damp(ids, self.w_out.shape[0])
@@ -100,13 +319,34 @@ class TorchTrainer:
         )
         return grad_u, loss
 
+    def _ns_shared(self, u, tgt, lr, gen):
+        """Shared negatives for any B (CBOW): pad to whole blocks, weight padding 0."""
+        cfg = self.cfg
+        b = u.shape[0]
+        bb = min(cfg.torch_shared_block, b)
+        g = -(-b // bb)
+        pad = g * bb - b
+        wt = torch.ones(b + pad, dtype=u.dtype, device=self.dev)
+        if pad:
+            u = F.pad(u, (0, 0, 0, pad))
+            tgt = F.pad(tgt, (0, pad))
+            wt[b:] = 0.0
+        neg = self.sample_negatives((g, cfg.torch_shared_negatives), gen)
+        lr_t = torch.as_tensor(lr, dtype=u.dtype, device=self.dev)
+        grad_u, rows, step, loss, _ = ns_shared_step(
+            u, self.w_out, tgt, neg, wt, lr_t, cfg.negative, cfg.torch_dup_cap,
+            cfg.torch_precision, cfg.torch_damping,
+        )  # fmt: skip
+        self.w_out.index_add_(0, rows, step)
+        return grad_u[:b], loss
+
     def _hs(self, u, tgt, lr, gen):
         p = self.points[tgt]  # (B, L)
         m = self.mask[tgt]
         label = self.labels[tgt]
         v = self.w_out[p]  # (B, L, D)
         s = torch.bmm(v, u[:, :, None]).squeeze(2)  # (B, L)
-        loss = -(torch.nn.functional.logsigmoid(torch.where(label > 0, s, -s)) * m).sum()
+        loss = -(F.logsigmoid(torch.where(label > 0, s, -s)) * m).sum()
         g = (label - torch.sigmoid(s)) * m * lr
         grad_u = torch.bmm(g[:, None, :], v).squeeze(1)
         damp = self._damp(p, self.w_out.shape[0])
@@ -118,14 +358,16 @@ class TorchTrainer:
         return grad_u, loss
 
     def _softmax(self, u, tgt, lr, gen):
-        logits = u @ self.w_out.T  # (B, V)
-        logp = torch.log_softmax(logits, 1)
-        loss = -logp.gather(1, tgt[:, None]).sum()
-        g = -torch.exp(logp)
-        g[torch.arange(tgt.shape[0], device=self.dev), tgt] += 1.0
-        g *= lr
-        grad_u = g @ self.w_out  # (B, D)
-        self.w_out += g.T @ u
+        """Full softmax as two (B, D) x (D, V) matmuls and one in-place (B, V) buffer."""
+        b = tgt.shape[0]
+        logits = _bmm(u, self.w_out.T, self.low)  # (B, V) fp32
+        lse = torch.logsumexp(logits, 1)  # (B,)
+        loss = (lse - logits.gather(1, tgt[:, None]).squeeze(1)).sum()
+        g = logits.sub_(lse[:, None]).exp_()  # p(v | u), in place
+        g.mul_(-lr)
+        g[torch.arange(b, device=self.dev), tgt] += lr  # lr (onehot - p)
+        grad_u = _bmm(g, self.w_out, self.low)  # (B, D)
+        self.w_out += _bmm(g.T, u, self.low)  # (V, D)
         return grad_u, loss
 
     def _step(self, u, tgt, lr, gen):
@@ -136,12 +378,13 @@ class TorchTrainer:
     def _batch_size(self) -> int:
         b = self.cfg.torch_batch_pairs
         if self.cfg.output == "softmax":  # (B, V) logits
-            b = min(b, max(1, (1 << 24) // self.w_out.shape[0]))
+            b = min(b, max(1, self.cfg.torch_softmax_logits // self.w_out.shape[0]))
         return b
 
     def __call__(self, epoch: int, bar) -> tuple[float, int, int]:
         if self.dev.type != "cpu":
-            return self._epoch(epoch, bar)
+            with self._precision():
+                return self._epoch(epoch, bar)
         # On CPU the ops are small: intra-op threads only spin (10-20x slower when shared).
         prev = torch.get_num_threads()
         torch.set_num_threads(1)
@@ -150,11 +393,75 @@ class TorchTrainer:
         finally:
             torch.set_num_threads(prev)
 
+    @contextlib.contextmanager
+    def _precision(self):
+        """TF32 matmuls on CUDA while an epoch runs (``torch_precision: tf32``)."""
+        if self.cfg.torch_precision != "tf32":
+            yield
+            return
+        prev = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = True
+        try:
+            yield
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = prev
+
+    def _lr(self, epoch: int, a: int, z: int, frac) -> float:
+        """Linear decay over all words of all epochs; ``frac`` = position in the chunk."""
+        cfg = self.cfg
+        total = cfg.epochs * self.corpus.num_words
+        done = epoch * self.corpus.num_words + a + (z - a) * frac
+        return cfg.start_lr - (cfg.start_lr - cfg.min_lr) * done / total
+
+    def _pairs(self, w, sid, reach, gen):
+        """(context, centre) pairs within sentences and reduced windows, shuffled."""
+        n = w.shape[0]
+        pos = torch.arange(n, device=self.dev)
+        ctx_l, tgt_l = [], []
+        for off in range(-self.cfg.window, self.cfg.window + 1):
+            if off == 0:
+                continue
+            j = pos + off
+            ok = (j >= 0) & (j < n) & (abs(off) <= reach)
+            ok[ok.clone()] &= sid[j[ok]] == sid[pos[ok]]
+            ctx_l.append(w[j[ok]])
+            tgt_l.append(w[ok])
+        ctx, tgt = torch.cat(ctx_l), torch.cat(tgt_l)
+        order = torch.randperm(ctx.shape[0], device=self.dev, generator=gen)
+        return ctx[order], tgt[order]
+
+    def _sg_chunk_shared(self, ctx, tgt, epoch, a, z, gen, loss_sum):
+        """All batches of one chunk, padded to one static shape; no host sync inside."""
+        cfg, dev = self.cfg, self.dev
+        m = ctx.shape[0]
+        bb = cfg.torch_shared_block
+        bsz = -(-cfg.torch_batch_pairs // bb) * bb  # whole blocks
+        bsz = min(bsz, -(-m // bb) * bb)
+        nb = -(-m // bsz)
+        pad = nb * bsz - m
+        wt = torch.ones(m + pad, dtype=torch.float32, device=dev)
+        if pad:
+            ctx = F.pad(ctx, (0, pad))  # row 0 (<pad>), weight 0: no effect
+            tgt = F.pad(tgt, (0, pad))
+            wt[m:] = 0.0
+        # (nb,) learning rates of the batches, on the device: no per-step host -> device copy
+        frac = torch.arange(nb, device=dev, dtype=torch.float64) * bsz / max(m, 1)
+        lrs = self._lr(epoch, a, z, frac).to(torch.float32)
+        neg_all = self.sample_negatives((nb, bsz // bb, cfg.torch_shared_negatives), gen)
+        for i in range(nb):
+            s = slice(i * bsz, (i + 1) * bsz)
+            cb = ctx[s]
+            in_step, rows, out_step, lo = self._sg_shared(
+                self.w_in, self.w_out, cb, tgt[s], neg_all[i], wt[s], lrs[i],
+                cfg.negative, cfg.torch_dup_cap, cfg.torch_precision, cfg.torch_damping,
+            )  # fmt: skip
+            self.w_in.index_add_(0, cb, in_step)
+            self.w_out.index_add_(0, rows, out_step)
+            loss_sum += lo.double()
+
     @torch.no_grad()
     def _epoch(self, epoch: int, bar) -> tuple[float, int, int]:
         cfg, dev = self.cfg, self.dev
-        n_total = self.corpus.num_words
-        total = cfg.epochs * n_total
         loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
         eff = 0
         updates = 0
@@ -167,85 +474,28 @@ class TorchTrainer:
             gen.manual_seed(job_seed(cfg.seed, epoch, c))
             w, sid = self.words[a:z], self.sent[a:z]
             kept = torch.rand(w.shape[0], device=dev, generator=gen) < self.keep[w]
-            w, sid = w[kept], sid[kept]
+            w, sid = w[kept], sid[kept]  # one host sync per chunk (its size)
             n = w.shape[0]
             eff += n
             reach = win - torch.randint(0, win, (n,), device=dev, generator=gen)  # reduced window
-            pos = torch.arange(n, device=dev)
             if cfg.architecture == "sg":
-                ctx_l, tgt_l = [], []
-                for off in range(-win, win + 1):
-                    if off == 0:
-                        continue
-                    j = pos + off
-                    ok = (j >= 0) & (j < n) & (abs(off) <= reach)
-                    ok[ok.clone()] &= sid[j[ok]] == sid[pos[ok]]
-                    ctx_l.append(w[j[ok]])
-                    tgt_l.append(w[ok])
-                ctx, tgt = torch.cat(ctx_l), torch.cat(tgt_l)
-                order = torch.randperm(ctx.shape[0], device=dev, generator=gen)
-                ctx, tgt = ctx[order], tgt[order]
+                ctx, tgt = self._pairs(w, sid, reach, gen)
                 m = ctx.shape[0]
-                for s in range(0, m, bsz):
-                    lr = (
-                        cfg.start_lr
-                        - (cfg.start_lr - cfg.min_lr)
-                        * (epoch * n_total + a + (z - a) * s / max(m, 1))
-                        / total
-                    )
-                    cb, tb = ctx[s : s + bsz], tgt[s : s + bsz]
-                    grad_u, lo = self._step(self.w_in[cb], tb, lr, gen)
-                    damp = self._damp(cb, self.w_in.shape[0])
-                    if damp is not None:
-                        grad_u = grad_u * damp[:, None]
-                    self.w_in.index_add_(0, cb, grad_u)
-                    loss_sum += lo.double()
+                if self.shared:
+                    self._sg_chunk_shared(ctx, tgt, epoch, a, z, gen, loss_sum)
+                else:
+                    for s in range(0, m, bsz):
+                        lr = self._lr(epoch, a, z, s / max(m, 1))
+                        cb, tb = ctx[s : s + bsz], tgt[s : s + bsz]
+                        grad_u, lo = self._step(self.w_in[cb], tb, lr, gen)
+                        damp = self._damp(cb, self.w_in.shape[0])
+                        if damp is not None:
+                            grad_u = grad_u * damp[:, None]
+                        self.w_in.index_add_(0, cb, grad_u)
+                        loss_sum += lo.double()
                 updates += m
             else:
-                order = torch.randperm(n, device=dev, generator=gen)
-                for s in range(0, n, bsz):
-                    lr = (
-                        cfg.start_lr
-                        - (cfg.start_lr - cfg.min_lr)
-                        * (epoch * n_total + a + (z - a) * s / max(n, 1))
-                        / total
-                    )
-                    ib = order[s : s + bsz]  # centre positions (B,)
-                    neu1 = torch.zeros((ib.shape[0], cfg.dim), device=dev)
-                    cnt = torch.zeros(ib.shape[0], device=dev)
-                    ctx_rows = []
-                    for off in range(-win, win + 1):
-                        if off == 0:
-                            continue
-                        j = ib + off
-                        ok = (j >= 0) & (j < n) & (abs(off) <= reach[ib])
-                        ok[ok.clone()] &= sid[j[ok]] == sid[ib[ok]]
-                        rows = torch.nonzero(ok).squeeze(1)
-                        words_j = w[j[rows]]
-                        neu1.index_add_(0, rows, self.w_in[words_j])
-                        cnt.index_add_(0, rows, torch.ones_like(rows, dtype=cnt.dtype))
-                        ctx_rows.append((rows, words_j))
-                    has = cnt > 0
-                    sel = torch.nonzero(has).squeeze(1)
-                    if sel.numel() == 0:
-                        continue
-                    h = neu1[sel] / cnt[sel, None] if cfg.cbow_mean else neu1[sel]
-                    grad_h, lo = self._step(h, w[ib[sel]], lr, gen)
-                    if not cfg.cbow_mean:
-                        grad_h = grad_h / cnt[sel, None]
-                    full = torch.zeros_like(neu1)
-                    full[sel] = grad_h
-                    hit = torch.cat([wj for _, wj in ctx_rows])
-                    damp = self._damp(hit, self.w_in.shape[0])
-                    start = 0
-                    for rows, words_j in ctx_rows:
-                        upd = full[rows]
-                        if damp is not None:
-                            upd = upd * damp[start : start + rows.shape[0], None]
-                        start += rows.shape[0]
-                        self.w_in.index_add_(0, words_j, upd)
-                    loss_sum += lo.double()
-                    updates += int(sel.numel())
+                updates += self._cbow_chunk(w, sid, reach, epoch, a, z, gen, loss_sum, bsz)
             bar.update(z - a)
         self.weights["syn0"][...] = self.w_in.cpu().numpy()
         self.weights[self.out_name][...] = self.w_out.cpu().numpy()
@@ -253,3 +503,49 @@ class TorchTrainer:
         if not np.isfinite(loss):
             self.diverged_lr = None
         return loss, eff, updates
+
+    def _cbow_chunk(self, w, sid, reach, epoch, a, z, gen, loss_sum, bsz) -> int:
+        """CBOW: the (mean of the) context rows predict the centre word."""
+        cfg, dev = self.cfg, self.dev
+        n, win = w.shape[0], cfg.window
+        updates = 0
+        order = torch.randperm(n, device=dev, generator=gen)
+        for s in range(0, n, bsz):
+            lr = self._lr(epoch, a, z, s / max(n, 1))
+            ib = order[s : s + bsz]  # centre positions (B,)
+            neu1 = torch.zeros((ib.shape[0], cfg.dim), device=dev)
+            cnt = torch.zeros(ib.shape[0], device=dev)
+            ctx_rows = []
+            for off in range(-win, win + 1):
+                if off == 0:
+                    continue
+                j = ib + off
+                ok = (j >= 0) & (j < n) & (abs(off) <= reach[ib])
+                ok[ok.clone()] &= sid[j[ok]] == sid[ib[ok]]
+                rows = torch.nonzero(ok).squeeze(1)
+                words_j = w[j[rows]]
+                neu1.index_add_(0, rows, self.w_in[words_j])
+                cnt.index_add_(0, rows, torch.ones_like(rows, dtype=cnt.dtype))
+                ctx_rows.append((rows, words_j))
+            has = cnt > 0
+            sel = torch.nonzero(has).squeeze(1)
+            if sel.numel() == 0:
+                continue
+            h = neu1[sel] / cnt[sel, None] if cfg.cbow_mean else neu1[sel]
+            grad_h, lo = self._step(h, w[ib[sel]], lr, gen)
+            if not cfg.cbow_mean:
+                grad_h = grad_h / cnt[sel, None]
+            full = torch.zeros_like(neu1)
+            full[sel] = grad_h
+            hit = torch.cat([wj for _, wj in ctx_rows])
+            damp = self._damp(hit, self.w_in.shape[0])
+            start = 0
+            for rows, words_j in ctx_rows:
+                upd = full[rows]
+                if damp is not None:
+                    upd = upd * damp[start : start + rows.shape[0], None]
+                start += rows.shape[0]
+                self.w_in.index_add_(0, words_j, upd)
+            loss_sum += lo.double()
+            updates += int(sel.numel())
+        return updates

@@ -1,0 +1,174 @@
+"""Batched torch path of word2vec: shared negatives, damping, precision, compile fallback."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.config import from_mapping
+from pipeline.errors import ConfigError, TrainingDivergedError
+from pipeline.skipgram import SkipGramConfig, make_corpus, train_word2vec
+from pipeline.w2v_torch import TorchTrainer, curvature_damping, ns_shared_step
+from tests.test_skipgram import GROUPS, IDS, VOCAB, cfg, twins_found
+
+SHARED = dict(
+    backend="torch",
+    torch_negatives="shared",
+    torch_damping="curvature",
+    torch_dup_cap=0.0,
+    torch_shared_block=64,
+    torch_shared_negatives=32,
+)
+
+
+@pytest.mark.parametrize("batch", [512, 8192])
+def test_shared_negatives_learn_the_planted_structure(batch):
+    res = train_word2vec(IDS, VOCAB, cfg(**SHARED, torch_batch_pairs=batch), progress=False)
+    assert res.backend == "torch"
+    assert twins_found(res.vectors) >= GROUPS - 1
+    ref = train_word2vec(IDS, VOCAB, cfg(), progress=False)  # numba, one pair at a time
+    # the same objective (negatives weighted k / N): same loss as word2vec's to ~15 %
+    assert res.loss_per_epoch[-1] == pytest.approx(ref.loss_per_epoch[-1], rel=0.15)
+
+
+def test_big_batches_stay_stable_with_curvature_damping():
+    # 65536 pairs per step on a 43-word vocabulary: about one step per epoch, every row
+    # hit thousands of times. Undamped sums blow up; curvature damping still learns.
+    big = dict(SHARED, torch_batch_pairs=65536)
+    res = train_word2vec(IDS, VOCAB, cfg(**big, epochs=6), progress=False)
+    assert np.isfinite(res.loss_per_epoch).all()
+    assert res.loss_per_epoch[-1] < 0.8 * res.loss_per_epoch[0]
+    assert twins_found(res.vectors) >= GROUPS - 1
+    # without damping, summed steps of 8192 pairs already blow up
+    plain = dict(SHARED, torch_batch_pairs=8192, torch_damping="cap", torch_dup_cap=0.0)
+    try:
+        blown = train_word2vec(IDS, VOCAB, cfg(**plain), progress=False).loss_per_epoch[-1]
+    except TrainingDivergedError:
+        blown = float("inf")
+    assert blown > 100 * res.loss_per_epoch[0]
+
+
+def test_shared_cbow_learns_the_planted_structure():
+    c = cfg(**SHARED, architecture="cbow", torch_batch_pairs=512)
+    assert twins_found(train_word2vec(IDS, VOCAB, c, progress=False).vectors) >= GROUPS - 1
+
+
+def test_shared_mode_is_seeded_on_cpu():
+    c = cfg(**SHARED, torch_batch_pairs=2048, sample=1e-2, epochs=2)
+    a = train_word2vec(IDS, VOCAB, c, progress=False)
+    b = train_word2vec(IDS, VOCAB, c, progress=False)
+    other = train_word2vec(IDS, VOCAB, cfg(**SHARED, seed=9, torch_batch_pairs=2048, sample=1e-2, epochs=2), progress=False)  # fmt: skip
+    assert np.array_equal(a.vectors, b.vectors)
+    assert a.loss_per_epoch == b.loss_per_epoch
+    assert not np.array_equal(a.vectors, other.vectors)
+
+
+def test_shared_negative_frequencies_follow_unigram_to_the_075():
+    rng = np.random.default_rng(0)
+    counts = np.array([0, 0, 0, 5000, 1000, 300, 40, 2, 1], dtype=np.int64)
+    words = rng.permutation(np.repeat(np.arange(9), counts)).astype(np.int32)
+    ids = np.concatenate([words, [2]]).astype(np.int32)
+    corpus = make_corpus(ids, 9)
+    c = SkipGramConfig(dim=4, device="cpu", **{k: v for k, v in SHARED.items()})
+    trainer = TorchTrainer(corpus, c, {"syn0": np.zeros((9, 4), np.float32),
+                                       "syn1neg": np.zeros((9, 4), np.float32)}, "cpu")  # fmt: skip
+    gen = torch.Generator().manual_seed(1)
+    draws = trainer.sample_negatives((200, 4, 64), gen).reshape(-1).numpy()  # 51,200
+    freq = np.bincount(draws, minlength=9) / draws.size
+    want = counts**0.75 / (counts**0.75).sum()
+    assert freq[:3].sum() == 0  # specials never drawn
+    tol = 4 * np.sqrt(want * (1 - want) / draws.size) + 1e-9  # 4 binomial sd
+    assert np.all(np.abs(freq - want) <= tol), (freq, want)
+    # clearly not the plain unigram distribution (the rare words are boosted)
+    assert freq[6] > 2 * counts[6] / counts.sum()
+
+
+def test_shared_step_matches_autograd_of_its_loss():
+    torch.manual_seed(0)
+    v, d, g, bb, n, k = 11, 6, 3, 4, 5, 5
+    w_out = torch.randn(v, d) * 0.5
+    u = torch.randn(g * bb, d) * 0.5
+    tgt = torch.randint(0, v, (g * bb,))
+    neg = torch.randint(0, v, (g, n))
+    neg[0, 0] = tgt[0]  # a negative equal to the target is skipped
+    wt = torch.ones(g * bb)
+    wt[-1] = 0.0  # padding
+    lr = torch.tensor(1.0)
+    grad_u, rows, step, loss, _ = ns_shared_step(u, w_out, tgt, neg, wt, lr, k, 0.0, "fp32")
+    uu, ww = u.clone().requires_grad_(), w_out.clone().requires_grad_()
+    s_p = (uu * ww[tgt]).sum(1)
+    s_n = torch.einsum("gbd,gnd->gbn", uu.view(g, bb, d), ww[neg])
+    valid = (neg[:, None, :] != tgt.view(g, bb, 1)).float() * wt.view(g, bb, 1) * (k / n)
+    ref = (
+        -(torch.nn.functional.logsigmoid(s_p) * wt).sum()
+        - (torch.nn.functional.logsigmoid(-s_n) * valid).sum()
+    )
+    ref.backward()
+    assert loss.item() == pytest.approx(ref.item(), rel=1e-5)
+    torch.testing.assert_close(grad_u, -uu.grad, rtol=1e-5, atol=1e-6)  # SGD step = -grad
+    dense = torch.zeros_like(w_out).index_add_(0, rows, step)
+    torch.testing.assert_close(dense, -ww.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_curvature_damping_equals_sequential_steps_on_a_quadratic():
+    # a row pulled h times towards x* by the loss c/2 (v - x*)^2: h sequential SGD steps
+    # from 0 reach x* (1 - (1 - lr c)^h); the damped sum of h identical steps must too.
+    lr, c = 0.05, 2.0
+    for h in (1, 3, 40, 5000):
+        rows = torch.zeros(h, dtype=torch.long)
+        f = curvature_damping(rows, torch.ones(h), torch.full((h,), c), torch.tensor(lr), 2, 0.0)
+        v = 0.0
+        for _ in range(h):
+            v += lr * c * (1.0 - v)  # x* = 1
+        assert float(f[0]) * h * lr * c == pytest.approx(v, rel=1e-4)
+        assert float(f[1]) == 1.0  # a row without hits is left alone
+
+
+def test_compile_failure_falls_back_to_the_eager_step(monkeypatch):
+    c = cfg(**SHARED, torch_batch_pairs=1024, epochs=2)
+    eager = train_word2vec(IDS, VOCAB, c, progress=False)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no compiler here")
+
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: broken)
+    compiled = train_word2vec(IDS, VOCAB, cfg(**SHARED, torch_batch_pairs=1024, epochs=2,
+                                              torch_compile=True), progress=False)  # fmt: skip
+    assert np.array_equal(compiled.vectors, eager.vectors)  # first chunk rerun eagerly
+
+
+def test_bf16_matmuls_still_learn():
+    c = cfg(**SHARED, torch_batch_pairs=1024, torch_precision="bf16")
+    assert twins_found(train_word2vec(IDS, VOCAB, c, progress=False).vectors) >= GROUPS - 1
+
+
+def test_full_softmax_in_logit_budgeted_batches():
+    # 43 words x 4096 logits per step: batches of 95 pairs (not 16384)
+    c = cfg(backend="torch", output="softmax", torch_softmax_logits=4096)
+    res = train_word2vec(IDS, VOCAB, c, progress=False)
+    assert twins_found(res.vectors) >= GROUPS - 1
+    ref = train_word2vec(IDS, VOCAB, cfg(output="softmax"), progress=False)
+    assert res.loss_per_epoch[-1] == pytest.approx(ref.loss_per_epoch[-1], rel=0.1)
+
+
+def test_torch_settings_are_validated():
+    with pytest.raises(ConfigError, match="torch_negatives"):
+        from_mapping(SkipGramConfig, {"torch_negatives": "some"}, where="skipgram")
+    with pytest.raises(ConfigError, match="torch_shared_block"):
+        from_mapping(SkipGramConfig, {"torch_shared_block": 0}, where="skipgram")
+    ok = from_mapping(SkipGramConfig, {"torch_precision": "bf16", "torch_compile": True},
+                      where="skipgram")  # fmt: skip
+    assert ok.torch_precision == "bf16" and ok.torch_compile
+    assert SkipGramConfig().torch_negatives == "pair"  # exact mode stays the default
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("precision,compile_", [("fp32", False), ("bf16", True)])
+def test_shared_mode_on_cuda(precision, compile_):
+    c = cfg(**SHARED, device="cuda", torch_batch_pairs=8192, torch_precision=precision,
+            torch_compile=compile_)  # fmt: skip
+    res = train_word2vec(IDS, VOCAB, c, progress=False)
+    assert res.device == "cuda"
+    assert twins_found(res.vectors) >= GROUPS - 1
