@@ -50,6 +50,9 @@ BENGIO2003_SIZES = (800_000, 200_000)
 TAIL_FRACTION = 0.1
 
 
+ALL_DATASETS = "."  # the ``dataset`` of a concat corpus: all of data/raw
+
+
 @dataclass(frozen=True)
 class CorpusConfig:
     """One entry of ``prepare.corpora``: where the corpus is and how to prepare it.
@@ -60,8 +63,9 @@ class CorpusConfig:
     ``reader: concat`` joins the lines of the entries named in ``parts`` (their
     ``dataset``, ``reader``, ``files``, ``on_decode_error`` and ``max_lines`` are reused;
     this entry's level, tokenizer, normalization, vocabulary and split apply to the
-    whole). Its ``dataset`` must be one of the parts' (``dvc.yaml`` depends on
-    ``data/raw/<dataset>``); its ``max_lines`` caps the total.
+    whole). Its ``dataset`` must be ``"."``: ``dvc.yaml`` depends on
+    ``data/raw/<dataset>``, and ``data/raw/.`` holds every part's raw folder, so a change
+    in any part re-runs it. Its ``max_lines`` caps the total.
     """
 
     dataset: str
@@ -163,11 +167,11 @@ def _check_parts(section: PrepareSection, name: str, cfg: CorpusConfig) -> list[
         if part_cfg.reader == "concat":
             raise ConfigError(f"{where}: {part!r} is itself a concat corpus (not supported)")
         parts.append(part_cfg)
-    datasets = [p.dataset for p in parts]
-    if cfg.dataset not in datasets:
+    if cfg.dataset != ALL_DATASETS:
         raise ConfigError(
-            f"prepare.corpora.{name}.dataset: {cfg.dataset!r} is not a part's dataset "
-            f"({', '.join(datasets)}); dvc.yaml depends on data/raw/<dataset>"
+            f"prepare.corpora.{name}.dataset: {cfg.dataset!r} must be {ALL_DATASETS!r} for "
+            "reader concat (dvc.yaml depends on data/raw/<dataset>: data/raw/. holds "
+            "every part)"
         )
     return parts
 

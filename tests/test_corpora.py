@@ -138,7 +138,7 @@ def test_open_configured_concat_reuses_each_parts_reader(tmp_path):
     corpora = {
         "sotu": {"dataset": "sotu", "reader": "sotu"},
         "mine": {"dataset": "mine", "reader": "text", "files": "*.txt", "max_lines": 1},
-        "both": {"dataset": "mine", "reader": "concat", "parts": ["mine", "sotu"]},
+        "both": {"dataset": ".", "reader": "concat", "parts": ["mine", "sotu"]},
     }
     corpus = open_configured(_section(corpora), "both", tmp_path)
     assert isinstance(corpus, ConcatCorpus)
@@ -153,7 +153,10 @@ def test_open_configured_concat_reuses_each_parts_reader(tmp_path):
         ({"parts": ["sotu", "nope"]}, r"prepare\.corpora\.both\.parts: unknown corpus 'nope'"),
         ({"parts": []}, r"prepare\.corpora\.both\.parts: reader concat needs"),
         ({"parts": None}, r"prepare\.corpora\.both\.parts: reader concat needs"),
-        ({"parts": ["sotu"], "dataset": "brown"}, r"prepare\.corpora\.both\.dataset: 'brown'"),
+        (
+            {"parts": ["sotu"], "dataset": "sotu"},
+            r"prepare\.corpora\.both\.dataset: 'sotu' must be '\.'",
+        ),
         ({"parts": ["inner"]}, r"prepare\.corpora\.both\.parts: 'inner' is itself a concat"),
         ({"parts": ["sotu"], "reader": "sotu"}, r"prepare\.corpora\.both\.parts: only a corpus"),
         ({"parts": ["bad"]}, r"prepare\.corpora\.bad\.reader"),
@@ -162,9 +165,9 @@ def test_open_configured_concat_reuses_each_parts_reader(tmp_path):
 def test_concat_config_errors_name_the_key(tmp_path, entry, message):
     corpora = {
         "sotu": {"dataset": "sotu", "reader": "sotu"},
-        "inner": {"dataset": "sotu", "reader": "concat", "parts": ["sotu"]},
+        "inner": {"dataset": ".", "reader": "concat", "parts": ["sotu"]},
         "bad": {"dataset": "sotu", "reader": "nope"},
-        "both": {"dataset": "sotu", "reader": "concat", **entry},
+        "both": {"dataset": ".", "reader": "concat", **entry},
     }
     with pytest.raises(ConfigError, match=message):
         resolve(_section(corpora), "both")

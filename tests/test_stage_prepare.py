@@ -151,7 +151,7 @@ def test_concat_corpus_joins_the_parts_word_level(workdir, no_tracking, capsys):
     tmp_path, params = workdir
     corpora = params["prepare"]["corpora"]
     corpora["public"] = {
-        "dataset": "sotu",
+        "dataset": ".",
         "reader": "concat",
         "parts": ["sotu", "brown", "shakespeare"],
         "level": "word",
