@@ -213,6 +213,16 @@ def get_dotted(params: Mapping, dotted: str, default: Any = None) -> Any:
     return node
 
 
+def task_params(base: Mapping, task: Task, max_time_s: float | None) -> dict:
+    """The params one task runs with: ``base`` plus its overrides and time cap."""
+    params = json.loads(json.dumps(base))  # deep copy of plain data
+    for key, value in task.overrides.items():
+        set_dotted(params, key, value)
+    if task.time_key and max_time_s is not None:
+        set_dotted(params, task.time_key, round(max_time_s, 1))
+    return params
+
+
 def build_tasks(params: Mapping, args: argparse.Namespace) -> dict[str, Task]:
     """The suite's tasks, in the order they run (each after the tasks it depends on)."""
     py = ["{py}", "-m"]
@@ -240,7 +250,7 @@ def build_tasks(params: Mapping, args: argparse.Namespace) -> dict[str, Task]:
              outputs=("data/processed/embeddings/glove/vectors.npy",), metrics=("glove",)),
         Task("evaluate_glove", [*py, "stages.evaluate", "glove"], ("emb",), 15, 120,
              deps=("glove",), metrics=("evaluate_glove",)),
-        Task("skipgram", [*py, "stages.skipgram"], ("emb",), 20, 150, deps=(f"prepare_{sg}",),
+        Task("skipgram", [*py, "stages.skipgram"], ("emb",), 30, 150, deps=(f"prepare_{sg}",),
              outputs=("data/processed/embeddings/sgns/vectors.npy",), metrics=("skipgram",)),
         Task("evaluate_sgns", [*py, "stages.evaluate", "sgns"], ("emb",), 15, 120,
              deps=("skipgram",), metrics=("evaluate_sgns",)),
@@ -249,8 +259,8 @@ def build_tasks(params: Mapping, args: argparse.Namespace) -> dict[str, Task]:
              "--device", args.device, *args.bench_arg]  # fmt: skip
     no_gensim = tuple(b for b in BLOCKED_DEFAULT if b != "gensim")
     for model, expect, cap, repeat, extra in (
-        ("sgns", 60, 200, args.repeat, []),
-        ("hs", 70, 220, args.repeat, []),
+        ("sgns", 70, 200, args.repeat, []),
+        ("hs", 75, 220, args.repeat, []),
         ("softmax", 25, 150, args.softmax_repeat, ["--no-gensim"]),
     ):
         tasks.append(Task(
@@ -507,12 +517,7 @@ class Suite:
         return bool(task.outputs) and all((self.work / p).exists() for p in task.outputs)
 
     def params_for(self, task: Task, max_time_s: float | None) -> dict:
-        params = json.loads(json.dumps(self.base))  # deep copy of plain data
-        for key, value in task.overrides.items():
-            set_dotted(params, key, value)
-        if task.time_key and max_time_s is not None:
-            set_dotted(params, task.time_key, round(max_time_s, 1))
-        return params
+        return task_params(self.base, task, max_time_s)
 
     def env_for(self, task: Task) -> dict[str, str]:
         env = dict(os.environ)

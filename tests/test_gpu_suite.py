@@ -279,3 +279,52 @@ def test_sequence_stages_import_without_tracking_packages(tmp_path):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("ok")
+
+
+def test_every_task_params_of_the_gpu_profile_validate(tmp_path):
+    """What each task runs with on the GPU machine (profile=gpu plus the suite's overrides
+    and a time cap) passes the stage's own validation: no device time lost to a typo."""
+    from pipeline.config import from_mapping
+    from pipeline.cooccur import CooccurConfig
+    from pipeline.encode import PrepareSection, resolve
+    from pipeline.evaluation import EvaluateConfig
+    from pipeline.glove import GloveConfig
+    from pipeline.seq import lm
+    from pipeline.seq.ner_lit import NerConfig
+    from pipeline.seq.sentiment import SentimentConfig
+    from pipeline.skipgram import SkipGramConfig
+    from stages.compose_params import compose
+
+    base = yaml.safe_load(
+        compose(tmp_path / "gpu.yaml", ["profile=gpu"], REPO / "conf").read_text()
+    )
+    tasks = gs.build_tasks(base, gs.parse_args([]))
+    checked = set()
+    for task in tasks.values():
+        p = gs.task_params(base, task, 123.0)
+        group = task.name.split("_")[0]
+        if group == "prepare":
+            resolve(from_mapping(PrepareSection, p["prepare"], where="prepare"), task.argv[-1])
+        elif group == "cooccur":
+            from_mapping(CooccurConfig, p["cooccur"], where="cooccur")
+        elif group == "glove":
+            assert from_mapping(GloveConfig, p["glove"], where="glove").device in ("auto", "cuda")
+        elif group in ("skipgram", "bench"):
+            assert from_mapping(SkipGramConfig, p["skipgram"], where="skipgram").device == "cuda"
+        elif group == "evaluate":
+            from_mapping(EvaluateConfig, p["evaluate"], where="evaluate")
+        elif group == "sentiment":
+            cfg = from_mapping(SentimentConfig, p["sentiment"], where="sentiment")
+            assert cfg.trainer.max_time_s == pytest.approx(123.0)
+        elif group == "ner":
+            cfg = from_mapping(NerConfig, p["ner"], where="ner")
+            assert cfg.trainer.max_time_s == pytest.approx(123.0)
+        elif group == "lm":
+            level = task.argv[-1]
+            merged = lm.merge_sections(p["lm"]["common"], p["lm"]["levels"][level])
+            cfg = from_mapping(lm.LMConfig, merged, where=f"lm.levels.{level}")
+            assert cfg.trainer.max_time_s == pytest.approx(123.0) and cfg.resume
+        else:
+            raise AssertionError(f"no check for {task.name}")
+        checked.add(group)
+    assert checked >= {"prepare", "glove", "bench", "sentiment", "ner", "lm"}
