@@ -6,7 +6,9 @@ GloVe's ``cooccur -symmetric 1`` does. Conventions on the special ids:
 
 - ``<pad>`` (0) and ``<eos>`` (2) occupy no position; ``<eos>`` ends a paragraph, and the
   window does not reach across it unless ``cross_boundaries`` is set.
-- ``<unk>`` (1) occupies its position (it pushes words apart) but is never counted.
+- ``<unk>`` (1) is never counted. By default it also occupies no position, as GloVe C's
+  ``cooccur`` skips out-of-vocabulary words (the words around it come closer); with
+  ``unk_takes_position`` it keeps its place and pushes its neighbours apart.
 
 How it counts (one pass, numba): pairs of frequent words go into a dense float64 table
 of the pairs whose frequency ranks multiply to less than ``P`` (GloVe C's "max_product"
@@ -58,6 +60,7 @@ class CooccurConfig:
     corpus: str = "sotu"
     window: int = field(default=10, metadata={"min": 1, "max": 10_000})
     cross_boundaries: bool = False
+    unk_takes_position: bool = False
     memory_mb: float = field(default=256.0, metadata={"gt": 0.0})
     dense_fraction: float = field(default=0.25, metadata={"min": 0.0, "max": 0.9})
     chunk_tokens: int = field(default=1 << 22, metadata={"min": 1})
@@ -70,7 +73,7 @@ class CooccurStats:
 
     vocab_size: int
     tokens: int  # length of the id stream (specials included)
-    words: int  # counted positions (words and <unk>)
+    words: int  # counted positions (words, and <unk> when it takes a position)
     pairs: int  # position pairs added (both words in the vocabulary)
     nnz: int  # non-zeros of the symmetric matrix written
     spills: int
@@ -82,8 +85,8 @@ class CooccurStats:
 
 # --------------------------------------------------------------------------- kernels
 @numba.njit(cache=True, nogil=True)
-def _count_kernel(ids, start, window, cross, ring, state, lim, off, dense, hkeys, hvals,
-                  max_fill, vocab_size, shift):  # fmt: skip
+def _count_kernel(ids, start, window, cross, unk_pos, ring, state, lim, off, dense, hkeys,
+                  hvals, max_fill, vocab_size, shift):  # fmt: skip
     """Count from ``ids[start:]`` until the end or until the hash table is full.
 
     ``state`` = [positions in the current segment, hash fill, words, pairs], carried
@@ -105,6 +108,8 @@ def _count_kernel(ids, start, window, cross, ring, state, lim, off, dense, hkeys
         if t == EOS:
             if not cross:
                 pos = 0
+            continue
+        if t == UNK and not unk_pos:
             continue
         words += 1
         if t >= FIRST_WORD:
@@ -459,6 +464,7 @@ def count_cooccurrences(
     *,
     window: int = 10,
     cross_boundaries: bool = False,
+    unk_takes_position: bool = False,
     memory_mb: float = 256.0,
     dense_fraction: float = 0.25,
     chunk_tokens: int = 1 << 22,
@@ -523,7 +529,8 @@ def count_cooccurrences(
                 )
             i = 0
             while i < chunk.shape[0]:
-                i = _count_kernel(chunk, i, window, cross_boundaries, ring, state, lim, off,
+                i = _count_kernel(chunk, i, window, cross_boundaries, unk_takes_position,
+                                  ring, state, lim, off,
                                   dense, hkeys, hvals, max_fill, vocab_size, shift)  # fmt: skip
                 if state[1] >= max_fill:
                     spill()

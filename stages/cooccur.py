@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> None:
                 folder / "cooccur.npz",
                 window=cfg.window,
                 cross_boundaries=cfg.cross_boundaries,
+                unk_takes_position=cfg.unk_takes_position,
                 memory_mb=cfg.memory_mb,
                 dense_fraction=cfg.dense_fraction,
                 chunk_tokens=cfg.chunk_tokens,

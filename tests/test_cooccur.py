@@ -9,12 +9,12 @@ from pipeline.cooccur import count_cooccurrences, dense_layout, load_cooccur, pl
 from pipeline.errors import DataError
 
 
-def brute_force(ids, vocab_size: int, window: int, cross: bool) -> np.ndarray:
+def brute_force(ids, vocab_size: int, window: int, cross: bool, unk_pos: bool = False):
     """Dense X by the definition: every ordered pair of positions within the window."""
-    seq = []  # (id, segment) of the positions; <pad>/<eos> take no position
+    seq = []  # (id, segment) of the positions; <pad>/<eos> (and <unk>) take no position
     seg = 0
     for t in ids.tolist():
-        if t == 0:
+        if t == 0 or (t == 1 and not unk_pos):
             continue
         if t == 2:
             seg += 0 if cross else 1
@@ -46,21 +46,22 @@ def densify(path, vocab_size):
     return x, rows, cols, values
 
 
-@pytest.mark.parametrize("cross", [False, True])
+@pytest.mark.parametrize(("cross", "unk_pos"), [(False, False), (True, False), (False, True)])
 @pytest.mark.parametrize("memory_mb", [64.0, 0.002])
-def test_matches_brute_force(tmp_path, cross, memory_mb):
+def test_matches_brute_force(tmp_path, cross, unk_pos, memory_mb):
     vocab_size, window = 60, 4
     ids = zipf_corpus(4000, vocab_size)
+    assert (ids == 1).sum() > 50  # enough <unk> for the two conventions to differ
     stats = count_cooccurrences(
         ids, vocab_size, tmp_path / "c.npz", window=window, cross_boundaries=cross,
-        memory_mb=memory_mb, chunk_tokens=700,
+        unk_takes_position=unk_pos, memory_mb=memory_mb, chunk_tokens=700,
     )  # fmt: skip
     if memory_mb < 1:
         assert stats.spills > 3  # the merge path really ran
     else:
         assert stats.spills == 0
     x, rows, cols, values = densify(tmp_path / "c.npz", vocab_size)
-    expected = brute_force(ids, vocab_size, window, cross)
+    expected = brute_force(ids, vocab_size, window, cross, unk_pos)
     np.testing.assert_allclose(x, expected, rtol=1e-6, atol=1e-6)
     assert stats.nnz == np.count_nonzero(expected) == rows.size
     assert rows.dtype == np.int32 and cols.dtype == np.int32 and values.dtype == np.float32
@@ -82,15 +83,21 @@ def test_spilled_equals_in_memory_and_reads_npy_path(tmp_path):
 def test_hand_checked_weights_unk_and_boundaries(tmp_path):
     # w3 w4 <unk> w5 <eos> w3 w3 : window 2
     ids = np.array([3, 4, 1, 5, 2, 3, 3], np.int32)
-    count_cooccurrences(ids, 6, tmp_path / "c.npz", window=2)
+    count_cooccurrences(ids, 6, tmp_path / "c.npz", window=2, unk_takes_position=True)
     x = densify(tmp_path / "c.npz", 6)[0]
     assert x[3, 4] == x[4, 3] == 1.0  # adjacent
-    assert x[4, 5] == 0.5  # <unk> between them still takes a position: distance 2
+    assert x[4, 5] == 0.5  # <unk> between them takes a position: distance 2
     assert x[3, 5] == 0.0  # distance 3 > window
+    count_cooccurrences(ids, 6, tmp_path / "s.npz", window=2)  # GloVe C: <unk> skipped
+    s = densify(tmp_path / "s.npz", 6)[0]
+    assert s[4, 5] == 1.0 and s[3, 5] == 0.5  # w3 w4 w5 as if <unk> were not there
+    assert s[1].sum() == s[:, 1].sum() == 0.0
     assert x[3, 3] == 2.0  # "w3 w3" after the boundary: both orders land on the diagonal
     count_cooccurrences(ids, 6, tmp_path / "x.npz", window=2, cross_boundaries=True)
     x = densify(tmp_path / "x.npz", 6)[0]
-    assert x[5, 3] == 1.0 + 0.5  # across <eos>: w5 w3 (d=1) and w5 _ w3 (d=2)
+    # w3 w4 w5 | w3 w3 with <unk> skipped: w3 before w5 (d=2), after it across <eos> at
+    # d=1 and d=2
+    assert x[5, 3] == 0.5 + 1.0 + 0.5
 
 
 def test_bad_ids_name_the_position(tmp_path):
