@@ -33,12 +33,24 @@ need=("$raw/sotu" "$raw/brown" "$raw/shakespeare" "$raw/conll2003" "$raw/rt_pola
 for p in "${need[@]}"; do
   [ -e "$p" ] || { echo "gpu_bundle: $p missing (run the fetch stages first)" >&2; exit 1; }
 done
-# -h: data/raw may be a symbolic link (a clone); the archive holds plain files only
-XZ_OPT=${XZ_OPT:--6 -T0} tar -chJf "$OUT/raw.tar.xz.tmp" "${need[@]}"
-mv "$OUT/raw.tar.xz.tmp" "$OUT/raw.tar.xz"
-echo "data: $OUT/raw.tar.xz ($(du -h "$OUT/raw.tar.xz" | cut -f1))"
+# repacked only when a file under the data is newer than the archive (-L: follow links)
+if [ -f "$OUT/raw.tar.xz" ] && [ -z "$(find -L "${need[@]}" -newer "$OUT/raw.tar.xz" | head -1)" ]; then
+  echo "data: $OUT/raw.tar.xz is up to date"
+else
+  # -h: data/raw may be a symbolic link (a clone); the archive holds plain files only
+  XZ_OPT=${XZ_OPT:--6 -T0} tar -chJf "$OUT/raw.tar.xz.tmp" "${need[@]}"
+  mv "$OUT/raw.tar.xz.tmp" "$OUT/raw.tar.xz"
+  echo "data: $OUT/raw.tar.xz ($(du -h "$OUT/raw.tar.xz" | cut -f1))"
+fi
 
-if [ -z "${NO_WHEELS:-}" ]; then
+have_wheels() {
+  ls "$OUT"/whl/"${GENSIM/==/-}"-*.whl "$OUT"/whl/"${SMART_OPEN/==/-}"-*.whl >/dev/null 2>&1
+}
+if [ -n "${NO_WHEELS:-}" ]; then
+  echo "wheels: skipped (NO_WHEELS)"
+elif have_wheels; then
+  echo "wheels: $(ls "$OUT"/whl | tr '\n' ' ')(already there)"
+else
   rm -rf "$OUT/whl.tmp"
   # exactly the device README's command: CPython 3.12, manylinux x86-64, no dependencies
   # (gensim needs numpy, scipy, smart_open; smart_open needs wrapt: only gensim and
