@@ -10,7 +10,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 MLFLOW_PORT ?= 5000
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-all lint format params mlflow-ui bench clean
+.PHONY: help setup run test test-all lint format params gpu-bundle mlflow-ui bench clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ format: setup ## ruff autofix and format
 
 params: setup ## regenerate params.yaml from conf/ (dvc exp run does this itself)
 	$(PY) -m stages.compose_params
+
+gpu-bundle: setup ## pack .gpu/ (gpu params, raw data, wheels) for benchmarks/gpu_suite.py (docs/GPU.md)
+	bash benchmarks/gpu_bundle.sh
 
 mlflow-ui: setup ## open the MLflow UI on http://127.0.0.1:$(MLFLOW_PORT)
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui \
