@@ -59,20 +59,6 @@ def test_init_copies_known_rows_counts_missing_and_zero_pad():
     assert not torch.equal(matrix[5], other[5])
 
 
-def test_init_falls_back_to_any_casing_first_row_wins():
-    Emb = _embeddings()
-    vecs = np.arange(12, dtype=np.float32).reshape(4, 3)
-    emb = Emb(["John", "JOHN", "paris", "Apple"], vecs)
-    tokens = ["<pad>", "john", "JoHn", "Paris", "apple", "APPLE", "berlin"]
-    matrix, missing = init_embedding_matrix(tokens, emb, dim=3, seed=0)
-    assert torch.equal(matrix[1], torch.from_numpy(vecs[0]))  # john -> John (first casing)
-    assert torch.equal(matrix[2], torch.from_numpy(vecs[0]))  # JoHn -> John, not JOHN
-    assert torch.equal(matrix[3], torch.from_numpy(vecs[2]))  # Paris -> paris (lower-cased)
-    assert torch.equal(matrix[4], torch.from_numpy(vecs[3]))  # apple -> Apple
-    assert torch.equal(matrix[5], torch.from_numpy(vecs[3]))
-    assert missing == 1  # berlin
-
-
 def test_init_dim_mismatch_names_key():
     emb = _embeddings()(["a"], np.ones((1, 5), dtype=np.float32))
     with pytest.raises(ConfigError, match="sentiment.embedding_dim"):

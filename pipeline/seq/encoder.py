@@ -60,10 +60,8 @@ def init_embedding_matrix(
 ) -> tuple[torch.Tensor, int]:
     """Initial embedding rows for ``tokens`` (row i = token i) and the missing-word count.
 
-    Words found in ``emb`` are copied: the exact form first, then the lower-cased form,
-    then any casing of the word (``john`` takes ``John`` from an artifact that has only
-    that form; of several casings, the first row, i.e. the most frequent in frequency-ordered
-    artifacts). The others are drawn from N(0, std^2) with a generator seeded by ``seed`` (``std`` defaults to the
+    Words found in ``emb`` (exact match first, then lower-cased) are copied; the others
+    are drawn from N(0, std^2) with a generator seeded by ``seed`` (``std`` defaults to the
     element-wise std of ``emb``'s vectors, or 0.1 without ``emb``) and counted as missing
     (special tokens such as ``<unk>`` are never counted). Row 0 (``<pad>``) is all zeros.
     Raises :class:`ConfigError` naming ``key`` if ``emb.dim != dim``.
@@ -83,17 +81,10 @@ def init_embedding_matrix(
     if emb is not None:
         vectors = np.asarray(emb.vectors, dtype=np.float32)
         rows, src = [], []
-        folded: dict[str, int] | None = None  # lower-cased word -> its first row in emb
         for i, tok in enumerate(tokens):
             j = emb.index(tok)
             if j is None and tok.lower() != tok:
                 j = emb.index(tok.lower())
-            if j is None and tok not in SPECIAL_TOKENS:
-                if folded is None:
-                    folded = {}
-                    for k, w in enumerate(emb.words):
-                        folded.setdefault(w.lower(), k)
-                j = folded.get(tok.lower())
             if j is not None:
                 rows.append(i)
                 src.append(j)
