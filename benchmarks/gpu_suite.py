@@ -227,7 +227,7 @@ def build_tasks(params: Mapping, args: argparse.Namespace) -> dict[str, Task]:
     """The suite's tasks, in the order they run (each after the tasks it depends on)."""
     py = ["{py}", "-m"]
     tasks: list[Task] = []
-    producers = {"glove": "glove", "sgns": "skipgram"}
+    producers = {"glove": "glove", "sgns": "skipgram", "gnews": "import_gnews"}
 
     def emb_deps(name: str) -> tuple[str, ...]:
         return (producers[name],) if name in producers else ()
@@ -268,6 +268,11 @@ def build_tasks(params: Mapping, args: argparse.Namespace) -> dict[str, Task]:
             ("emb", "bench"), expect, cap, deps=(f"prepare_{sg}",), stdout_json=True,
             block=no_gensim,
         ))  # fmt: skip
+    tasks.append(Task(
+        "import_gnews", [*py, "stages.import_embeddings", "gnews"], ("emb",), 5, 60,
+        outputs=("data/processed/embeddings/gnews/vectors.npy",),
+        metrics=("import_embeddings_gnews",),
+    ))  # fmt: skip
     sent_emb = get_dotted(params, "sentiment.embedding", "random")
     for model, w, lo, hi in (("avg", 1.0, 25, 150), ("rnn", 1.5, 35, 240)):
         tasks.append(Task(

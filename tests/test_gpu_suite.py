@@ -311,6 +311,11 @@ def test_every_task_params_of_the_gpu_profile_validate(tmp_path):
             assert from_mapping(GloveConfig, p["glove"], where="glove").device in ("auto", "cuda")
         elif group in ("skipgram", "bench"):
             assert from_mapping(SkipGramConfig, p["skipgram"], where="skipgram").device == "cuda"
+        elif group == "import":
+            from pipeline.pretrained import PretrainedConfig
+
+            cfg = from_mapping(PretrainedConfig, p["pretrained"], where="pretrained")
+            assert task.argv[-1] in cfg.sources
         elif group == "evaluate":
             from_mapping(EvaluateConfig, p["evaluate"], where="evaluate")
         elif group == "sentiment":

@@ -12,7 +12,6 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import lightning as L
 import torch
@@ -113,7 +112,7 @@ class NerConfig:
     model_dir: str = "data/processed/models/ner"
     reports_dir: str = "reports/ner"
     checkpoint_dir: str = "data/interim/train_ner"
-    embedding: Literal["random", "glove", "sgns", "glove_debiased", "sgns_debiased"] = "random"
+    embedding: str = "random"  # random | a folder under embeddings_dir (glove, sgns, gnews, ...)
     resume: bool = True
     data: NerDataConfig = field(default_factory=NerDataConfig)
     model: NerModelConfig = field(default_factory=NerModelConfig)

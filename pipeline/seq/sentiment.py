@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -35,7 +36,9 @@ from pipeline.seq.training import (
     load_state_dict,
 )
 
-EmbeddingName = Literal["random", "glove", "sgns", "glove_debiased", "sgns_debiased"]
+#: ``random`` or the name of an artifact folder under data/processed/embeddings/ (glove,
+#: sgns, gnews, their ``_debiased`` versions, any entry of ``pretrained.sources``).
+EmbeddingName = str
 
 
 # ---------------------------------------------------------------------------- data
@@ -261,6 +264,10 @@ class SentimentConfig:
     trainer: TrainerSettings = field(
         default_factory=lambda: TrainerSettings(monitor="val_acc", mode="max")
     )
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", self.embedding):
+            raise ValueError(f"embedding: {self.embedding!r} is not an artifact folder name")
 
 
 def build_model(
