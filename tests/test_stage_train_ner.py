@@ -67,7 +67,7 @@ def _run(folder: Path, params: dict, **ner) -> dict:
 
 
 def test_stage_trains_writes_outputs_and_resumes(ner_dir, smoke_params):
-    m = _run(ner_dir, smoke_params)
+    m = _run(ner_dir, smoke_params, resume=True)  # nothing to resume yet
     for key in ("test_f1", "valid_f1", "test_precision", "test_recall", "test_f1_PER", "test_f1_LOC",
                 "time_per_epoch_s", "embedding_missing"):  # fmt: skip
         assert m[key] is not None, key
@@ -103,7 +103,7 @@ def test_stage_trains_writes_outputs_and_resumes(ner_dir, smoke_params):
     assert not fresh["resumed"] and fresh["test_f1"] == m["test_f1"]
     assert (ner_dir / "reports/ner/predictions.txt").read_bytes() == predictions
     # same config and data: resumes from the checkpoint and reproduces the scores
-    again = _run(ner_dir, smoke_params)
+    again = _run(ner_dir, json.loads(json.dumps(smoke_params)), resume=True)
     assert again["resumed"] and again["test_f1"] == m["test_f1"]
 
 

@@ -113,7 +113,7 @@ class NerConfig:
     reports_dir: str = "reports/ner"
     checkpoint_dir: str = "data/interim/train_ner"
     embedding: str = "random"  # random | a folder under embeddings_dir (glove, sgns, gnews, ...)
-    resume: bool = True
+    resume: bool = False
     data: NerDataConfig = field(default_factory=NerDataConfig)
     model: NerModelConfig = field(default_factory=NerModelConfig)
     encoder: EncoderConfig = field(default_factory=lambda: EncoderConfig(bidirectional=True))
