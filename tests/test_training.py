@@ -13,7 +13,9 @@ from pipeline.seq.training import (
     TrainerSettings,
     build_trainer,
     checkpoint_file,
+    clear_checkpoints,
     fit,
+    last_checkpoint_file,
     load_state_dict,
     resolve_precision,
 )
@@ -77,7 +79,7 @@ def test_fit_writes_fixed_checkpoint_resumes_and_is_deterministic(tmp_path):
     module = _module()  # after seed_everything (inside build_trainer)
     best = fit(trainer, module, _loaders())
     assert best == checkpoint_file(tmp_path / "a") and best.name == "model.ckpt"
-    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["model.ckpt"]
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["last.ckpt", "model.ckpt"]
     weights = load_state_dict(best)
     assert set(weights) == {"embedding.weight", "proj.weight", "proj.bias"}
 
@@ -95,3 +97,25 @@ def test_fit_writes_fixed_checkpoint_resumes_and_is_deterministic(tmp_path):
     assert not np.allclose(
         load_state_dict(best)["proj.weight"].numpy(), weights["proj.weight"].numpy()
     )
+
+
+def test_resume_from_last_checkpoint_of_a_finished_run_trains_nothing(tmp_path):
+    # mode "min" on accuracy: the best checkpoint is an early epoch, not the last one
+    settings = _settings(max_epochs=3)
+    settings = type(settings)(**{**settings.__dict__, "mode": "min"})
+    trainer = build_trainer(settings, tmp_path)
+    fit(trainer, _module(), _loaders())
+    last = last_checkpoint_file(tmp_path)
+    epochs = {
+        p.name: torch.load(p, map_location="cpu", weights_only=True)["epoch"]
+        for p in (last, checkpoint_file(tmp_path))
+    }
+    assert epochs["last.ckpt"] == 2  # 0-based: the state after the third epoch
+    before = {p: load_state_dict(p) for p in (last, checkpoint_file(tmp_path))}
+    resumed = build_trainer(settings, tmp_path)
+    fit(resumed, _module(), _loaders(), ckpt_path=last)
+    assert resumed.current_epoch == 3 and resumed.global_step == trainer.global_step
+    for path, weights in before.items():  # nothing retrained, nothing overwritten
+        torch.testing.assert_close(load_state_dict(path), weights, rtol=0, atol=0)
+    clear_checkpoints(tmp_path)
+    assert not last.exists() and not checkpoint_file(tmp_path).exists()

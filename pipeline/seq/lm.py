@@ -30,8 +30,10 @@ from pipeline.seq.training import (
     TrainerSettings,
     build_trainer,
     checkpoint_file,
+    clear_checkpoints,
     epoch_timer,
     fit,
+    last_checkpoint_file,
     load_state_dict,
     uses_gpu,
 )
@@ -346,9 +348,9 @@ def train_language_model(
     """Train with truncated BPTT (Lightning); return the best model (by validation loss)
     and ``{"epochs", "time_per_epoch_s", "checkpoint", "parameters"}``.
 
-    With ``cfg.resume`` and an existing ``<checkpoint_dir>/model.ckpt`` written by a run
-    with the same :func:`fingerprint`, training resumes from it (optimizer state and epoch
-    included); anything else starts fresh.
+    With ``cfg.resume`` and an existing ``<checkpoint_dir>/last.ckpt`` (the state after
+    the latest epoch) written by a run with the same :func:`fingerprint`, training resumes
+    from it (optimizer state and epoch included); anything else starts fresh.
     """
     from pipeline.seq.lit import LanguageModelModule
 
@@ -357,13 +359,13 @@ def train_language_model(
     trainer = build_trainer(trainer_cfg, checkpoint_dir, logger, callbacks=[timer])
     model = LanguageModel(cfg.arch, vocab_size)  # after seed_everything: seeded init
     module = LanguageModelModule(model, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    ckpt = checkpoint_file(checkpoint_dir)
+    last = last_checkpoint_file(checkpoint_dir)
     fp_file = Path(checkpoint_dir) / "fingerprint.txt"
     fp = fingerprint(cfg, train, valid, vocab_size)
     same = fp_file.is_file() and fp_file.read_text(encoding="utf-8").strip() == fp
-    resume_from = ckpt if cfg.resume and same and ckpt.is_file() else None
+    resume_from = last if cfg.resume and same and last.is_file() else None
     if resume_from is None:
-        ckpt.unlink(missing_ok=True)
+        clear_checkpoints(checkpoint_dir)
     fp_file.write_text(fp + "\n", encoding="utf-8")
     loaders = (
         stream_loader(train, cfg.batch_size, cfg.bptt),

@@ -30,7 +30,9 @@ from pipeline.seq.training import (
     TrainerSettings,
     build_trainer,
     checkpoint_file,
+    clear_checkpoints,
     fit,
+    last_checkpoint_file,
     load_state_dict,
 )
 
@@ -160,19 +162,19 @@ def train_tagger(
     logger=None,
 ) -> NerRunResult:
     """Fit ``model`` with the shared trainer (early stopping and checkpoint on ``val_f1``),
-    resuming from ``<checkpoint_dir>/model.ckpt`` when its fingerprint matches; returns the
+    resuming from ``<checkpoint_dir>/last.ckpt`` when its fingerprint matches; returns the
     model loaded with the best weights."""
     ckdir = Path(config.checkpoint_dir)
-    ckpt = checkpoint_file(ckdir)
+    ckpt, last = checkpoint_file(ckdir), last_checkpoint_file(ckdir)
     stamp = ckdir / "fingerprint.txt"
     resume = (
         config.resume
-        and ckpt.is_file()
+        and last.is_file()
         and stamp.is_file()
         and stamp.read_text().strip() == fingerprint_value
     )
     if not resume:
-        ckpt.unlink(missing_ok=True)
+        clear_checkpoints(ckdir)
     ckdir.mkdir(parents=True, exist_ok=True)
     stamp.write_text(fingerprint_value + "\n")
     settings = config.trainer
@@ -182,7 +184,7 @@ def train_tagger(
         make_loader(train, config.data.batch_size, shuffle=True, seed=settings.seed),
         make_loader(valid, config.data.eval_batch_size, shuffle=False),
     )
-    best = fit(trainer, lit, loaders, ckpt_path=ckpt if resume else None)
+    best = fit(trainer, lit, loaders, ckpt_path=last if resume else None)
     best = best or (ckpt if ckpt.is_file() else None)
     if best is None:
         raise TrainingDivergedError("ner: training wrote no checkpoint (no validation ran?)")

@@ -31,8 +31,10 @@ from pipeline.seq.training import (
     TrainerSettings,
     build_trainer,
     checkpoint_file,
+    clear_checkpoints,
     epoch_timer,
     fit,
+    last_checkpoint_file,
     load_state_dict,
 )
 
@@ -314,8 +316,9 @@ def train_classifier(
     initialisation before building it (``lightning.seed_everything``) for identical runs.
 
     With ``fingerprint_value`` (see :func:`fingerprint`), training resumes from
-    ``<checkpoint_dir>/model.ckpt`` when the stamp beside it holds the same value (model,
-    optimizer, epoch and early-stopping state restored); otherwise it starts afresh.
+    ``<checkpoint_dir>/last.ckpt`` (the state after the latest epoch) when the stamp beside
+    it holds the same value (model, optimizer, epoch and early-stopping state restored);
+    otherwise it starts afresh.
     """
     from dataclasses import replace
 
@@ -324,22 +327,22 @@ def train_classifier(
     if settings.max_epochs is not None:
         trainer_settings = replace(trainer_settings, max_epochs=settings.max_epochs)
     ckdir = Path(checkpoint_dir)
-    ckpt = checkpoint_file(ckdir)
+    ckpt, last = checkpoint_file(ckdir), last_checkpoint_file(ckdir)
     stamp = ckdir / "fingerprint.txt"
     resume = (
         fingerprint_value is not None
-        and ckpt.is_file()
+        and last.is_file()
         and stamp.is_file()
         and stamp.read_text().strip() == fingerprint_value
     )
     timer = epoch_timer()
     trainer = build_trainer(trainer_settings, ckdir, logger, callbacks=[timer])
     if not resume:
-        ckpt.unlink(missing_ok=True)
+        clear_checkpoints(ckdir)
     if fingerprint_value is not None:
         stamp.write_text(fingerprint_value + "\n")
     module = ClassifierModule(model, lr=settings.lr, weight_decay=settings.weight_decay)
-    best = fit(trainer, module, (train_loader, val_loader), ckpt_path=ckpt if resume else None)
+    best = fit(trainer, module, (train_loader, val_loader), ckpt_path=last if resume else None)
     best = best or (ckpt if resume and ckpt.is_file() else None)
     if best is not None and best.is_file():
         model.load_state_dict(load_state_dict(best))

@@ -21,6 +21,7 @@ import torch
 from pipeline.errors import ConfigError
 
 CHECKPOINT_NAME = "model"
+LAST_NAME = "last"  # the state after the latest epoch: what a killed run resumes from
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,20 @@ def checkpoint_file(checkpoint_dir: str | os.PathLike) -> Path:
     return Path(checkpoint_dir) / f"{CHECKPOINT_NAME}.ckpt"
 
 
+def last_checkpoint_file(checkpoint_dir: str | os.PathLike) -> Path:
+    """Where :func:`build_trainer` writes the state after every epoch (model, optimizer,
+    epoch, early-stopping and best-model bookkeeping): pass it to :func:`fit` as
+    ``ckpt_path`` to resume. Resuming from the best checkpoint instead would repeat the
+    epochs after the best one, and a finished run would not reproduce its result."""
+    return Path(checkpoint_dir) / f"{LAST_NAME}.ckpt"
+
+
+def clear_checkpoints(checkpoint_dir: str | os.PathLike) -> None:
+    """Remove the best and the last checkpoint (a fresh start)."""
+    checkpoint_file(checkpoint_dir).unlink(missing_ok=True)
+    last_checkpoint_file(checkpoint_dir).unlink(missing_ok=True)
+
+
 def build_trainer(
     settings: TrainerSettings,
     checkpoint_dir: str | os.PathLike,
@@ -83,7 +98,8 @@ def build_trainer(
     """A seeded ``lightning.Trainer`` with early stopping and a fixed-path checkpoint.
 
     ``logger``: e.g. ``tracker.lightning_logger()`` (None: no logging). The best model
-    (by ``settings.monitor``) is written to ``checkpoint_file(checkpoint_dir)``.
+    (by ``settings.monitor``) is written to ``checkpoint_file(checkpoint_dir)``, the state
+    after each epoch to ``last_checkpoint_file(checkpoint_dir)`` (for resuming).
     """
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
@@ -104,7 +120,16 @@ def build_trainer(
             save_last=False,
             enable_version_counter=False,
             auto_insert_metric_name=False,
-        )
+        ),
+        # every epoch, whether it improved or not (save_last only follows the best)
+        ModelCheckpoint(
+            dirpath=checkpoint_dir,
+            filename=LAST_NAME,
+            monitor=None,
+            save_top_k=1,
+            enable_version_counter=False,
+            auto_insert_metric_name=False,
+        ),
     ]
     if settings.patience > 0:
         cbs.append(
