@@ -65,8 +65,8 @@ class SkipGramConfig:
     ``torch_dup_cap`` most summed updates of one row per step (0 = no cap),
     ``torch_negatives`` ``pair`` (k own negatives per example, as word2vec) or ``shared``
     (``torch_shared_negatives`` negatives per block of ``torch_shared_block`` examples,
-    weighted k / N: one matmul per block; output ns only), ``torch_damping`` (shared
-    mode) ``cap`` or ``curvature`` (summed steps of a row shrunk to what as many
+    weighted k / N: one matmul per block; output ns only), ``torch_damping`` (both
+    modes) ``cap`` or ``curvature`` (summed steps of a row shrunk to what as many
     sequential SGD steps would move it; see :func:`pipeline.w2v_torch.curvature_damping`),
     ``torch_precision``
     ``fp32``/``tf32``/``bf16`` (matmuls; weights stay fp32), ``torch_compile``

@@ -181,8 +181,12 @@ def test_torch_row_cap_keeps_large_batches_stable():
     big = dict(backend="torch", torch_batch_pairs=8192)
     capped = train_word2vec(IDS, VOCAB, cfg(**big, torch_dup_cap=64.0), progress=False)
     assert twins_found(capped.vectors) >= GROUPS - 1
-    uncapped = train_word2vec(IDS, VOCAB, cfg(**big, torch_dup_cap=0.0), progress=False)
-    assert uncapped.loss_per_epoch[-1] > 100 * capped.loss_per_epoch[-1]  # summed steps blow up
+    try:
+        uncapped = train_word2vec(IDS, VOCAB, cfg(**big, torch_dup_cap=0.0), progress=False)
+        blown = uncapped.loss_per_epoch[-1]
+    except TrainingDivergedError:  # corpus-ordered 8192-pair steps blow up to inf
+        blown = float("inf")
+    assert blown > 100 * capped.loss_per_epoch[-1]  # summed steps blow up
 
 
 def test_torch_path_is_seeded_on_cpu():
