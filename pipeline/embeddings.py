@@ -387,12 +387,9 @@ class Embeddings:
             raise DataError(f"{path}: empty file")
         with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
             end = mm.find(b"\n")
-            header = mm[: end if end >= 0 else len(mm)].split()
             try:
-                n_words, dim = int(header[0]), int(header[1])
-                if len(header) != 2 or n_words < 0 or dim < 1:
-                    raise ValueError
-            except (ValueError, IndexError):
+                n_words, dim = parse_word2vec_header(mm[: end if end >= 0 else len(mm)])
+            except ValueError:
                 raise DataError(
                     f"{path}:1: bad word2vec header {bytes(mm[: max(end, 0)][:80])!r} "
                     "(expected 'VOCAB_SIZE DIM')"
@@ -409,10 +406,26 @@ class Embeddings:
             raise DataError(f"{path}: {exc}") from exc
 
 
+def parse_word2vec_header(line: bytes) -> tuple[int, int]:
+    """``(vocab_size, dim)`` from a word2vec header line; ``ValueError`` if it is not one."""
+    fields = line.split()
+    try:
+        n_words, dim = int(fields[0]), int(fields[1])
+    except IndexError:
+        raise ValueError(f"not a word2vec header: {line[:80]!r}") from None
+    if len(fields) != 2 or n_words < 0 or dim < 1:
+        raise ValueError(f"not a word2vec header: {line[:80]!r}")
+    return n_words, dim
+
+
 def _looks_like_text(mm: mmap.mmap, start: int, dim: int) -> bool:
     """True if the first record after the header is a text line of a word and D numbers."""
     end = mm.find(b"\n", start)
-    line = mm[start : end if end >= 0 else len(mm)]
+    return is_text_record(mm[start : end if end >= 0 else len(mm)], dim)
+
+
+def is_text_record(line: bytes, dim: int) -> bool:
+    """True if ``line`` is a word2vec text record: a word followed by ``dim`` numbers."""
     parts = line.split()
     if len(parts) != dim + 1:
         return False

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from pipeline.embeddings import Embeddings, is_special
+from pipeline.embeddings import Embeddings, is_special, is_text_record, parse_word2vec_header
 from pipeline.errors import DataError
 
 SPECIALS = ("<pad>", "<unk>", "<eos>")
@@ -58,21 +58,6 @@ class PretrainedConfig:
     sources: dict[str, PretrainedSource] = field(default_factory=dict)
 
 
-def _first_record_is_text(head: bytes, dim: int) -> bool:
-    """True if the line after the header is a word followed by ``dim`` numbers."""
-    lines = head.split(b"\n", 2)
-    if len(lines) < 2:
-        return False
-    parts = lines[1].split()
-    if len(parts) != dim + 1:
-        return False
-    try:
-        [float(p) for p in parts[1:]]
-    except ValueError:
-        return False
-    return True
-
-
 def detect_format(path: str | os.PathLike) -> Literal["word2vec_binary", "word2vec_text"]:
     """Which word2vec format ``path`` holds; :class:`DataError` if it is neither.
 
@@ -83,17 +68,14 @@ def detect_format(path: str | os.PathLike) -> Literal["word2vec_binary", "word2v
         raise DataError(f"{path}: not found")
     with open(path, "rb") as fh:
         header = fh.readline(256)
-        fields = header.split()
         try:
-            n_words, dim = int(fields[0]), int(fields[1])
-            if len(fields) != 2 or n_words < 0 or dim < 1:
-                raise ValueError
-        except (ValueError, IndexError):
+            _, dim = parse_word2vec_header(header)
+        except ValueError:
             raise DataError(
                 f"{path}:1: not a word2vec file (header {header[:60]!r}, expected 'VOCAB_SIZE DIM')"
             ) from None
         record = fh.read(64 * (dim + 1) + 256)
-    if _first_record_is_text(header + record, dim):
+    if header.endswith(b"\n") and is_text_record(record.split(b"\n", 1)[0], dim):
         return "word2vec_text"
     return "word2vec_binary"
 
