@@ -217,6 +217,20 @@ def _softmax_update(l1, neu1e, syn1, target, logits, alpha):
     return loss
 
 
+@njit(cache=True, nogil=True, fastmath=FASTMATH, inline="always")
+def _output_update(h, neu1e, out, syn1, syn1neg, target, negative, prob, alias, codes,
+                   points, lengths, logits, alpha, r, sig_t, logsig_t):  # fmt: skip
+    """The output layer ``out`` (NS, HS or full softmax) for input vector ``h`` and word
+    ``target``; accumulates into ``neu1e``. Returns (loss, new random state)."""
+    if out == OUT_NS:
+        return _ns_update(h, neu1e, syn1neg, target, negative, prob, alias, alpha, r, sig_t,
+                          logsig_t)  # fmt: skip
+    if out == OUT_HS:
+        return _hs_update(h, neu1e, syn1, target, codes, points, lengths, alpha, sig_t,
+                          logsig_t), r  # fmt: skip
+    return _softmax_update(h, neu1e, syn1, target, logits, alpha), r
+
+
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
 def train_job(
     syn0, syn1, syn1neg, words, bounds, s_begin, s_end, keep, prob, alias,
@@ -283,18 +297,9 @@ def train_job(
                     l1 = syn0[sent[j]]
                     for d in range(dim):
                         neu1e[d] = 0.0
-                    if out == OUT_NS:
-                        lo, r = _ns_update(
-                            l1, neu1e, syn1neg, target, negative, prob, alias, alpha, r,
-                            sig_t, logsig_t,
-                        )  # fmt: skip
-                    elif out == OUT_HS:
-                        lo = _hs_update(
-                            l1, neu1e, syn1, target, codes, points, lengths, alpha, sig_t,
-                            logsig_t,
-                        )  # fmt: skip
-                    else:
-                        lo = _softmax_update(l1, neu1e, syn1, target, logits, alpha)
+                    lo, r = _output_update(l1, neu1e, out, syn1, syn1neg, target, negative,
+                                           prob, alias, codes, points, lengths, logits,
+                                           alpha, r, sig_t, logsig_t)  # fmt: skip
                     loss += lo
                     updates += 1
                     for d in range(dim):
@@ -317,18 +322,9 @@ def train_job(
                     inv = np.float32(1.0 / cw)
                     for d in range(dim):
                         neu1[d] *= inv
-                if out == OUT_NS:
-                    lo, r = _ns_update(
-                        neu1, neu1e, syn1neg, target, negative, prob, alias, alpha, r,
-                        sig_t, logsig_t,
-                    )  # fmt: skip
-                elif out == OUT_HS:
-                    lo = _hs_update(
-                        neu1, neu1e, syn1, target, codes, points, lengths, alpha, sig_t,
-                        logsig_t,
-                    )  # fmt: skip
-                else:
-                    lo = _softmax_update(neu1, neu1e, syn1, target, logits, alpha)
+                lo, r = _output_update(neu1, neu1e, out, syn1, syn1neg, target, negative, prob,
+                                       alias, codes, points, lengths, logits, alpha, r,
+                                       sig_t, logsig_t)  # fmt: skip
                 loss += lo
                 updates += 1
                 if not cbow_mean:
