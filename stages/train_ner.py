@@ -96,7 +96,7 @@ def run(args) -> None:
             "time_per_epoch_s": sum(times) / len(times) if times else None,
             "train_time_s": sum(times),
             "total_time_s": time.perf_counter() - start,
-            "device": str(next(result.model.parameters()).device),
+            "device": result.device,
         }
         tracker.log_text(conlleval.format_report(scores["test"]), "conlleval_test.txt")
         tracker.log_artifact(Path(cfg.reports_dir) / "confusion.png", "reports")

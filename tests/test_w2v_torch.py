@@ -254,3 +254,26 @@ def test_pairs_come_in_word2vecs_corpus_order():
                 if j != i:
                     want.append((int(w[j]), int(w[i])))
     assert list(zip(ctx.tolist(), tgt.tolist(), strict=True)) == want
+
+
+@pytest.mark.parametrize("output", ["hs", "softmax"])
+def test_hs_and_softmax_big_batches_need_and_get_curvature_damping(output):
+    # HS: the nodes near the root are on every path; softmax: every row is in every
+    # example's normaliser and frequent targets sum thousands of steps. Undamped, big
+    # pair batches blow up (as 32768-pair steps did on sotu on an H200); damped, they
+    # learn the planted structure like word2vec's one-pair-at-a-time updates.
+    big = dict(backend="torch", output=output, torch_batch_pairs=16384, torch_dup_cap=0.0,
+               torch_softmax_logits=1 << 24)  # fmt: skip
+    try:
+        blown = train_word2vec(
+            IDS, VOCAB, cfg(**big, torch_damping="cap"), progress=False
+        ).loss_per_epoch[-1]
+    except TrainingDivergedError:
+        blown = float("inf")
+    res = train_word2vec(IDS, VOCAB, cfg(**big, torch_damping="curvature", epochs=6),
+                         progress=False)  # fmt: skip
+    ref = train_word2vec(IDS, VOCAB, cfg(output=output), progress=False)
+    assert np.isfinite(res.loss_per_epoch).all()
+    assert twins_found(res.vectors) >= GROUPS - 1
+    assert res.loss_per_epoch[-1] < 1.5 * ref.loss_per_epoch[-1]
+    assert blown > 3 * ref.loss_per_epoch[-1]

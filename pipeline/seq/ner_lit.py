@@ -151,6 +151,7 @@ class NerRunResult:
     epochs_run: int
     resumed: bool
     history: list[dict[str, float]]
+    device: str = "cpu"  # where it trained (after teardown the model is back on the CPU)
 
 
 def train_tagger(
@@ -191,5 +192,6 @@ def train_tagger(
     model.load_state_dict(load_state_dict(best))
     model.eval()
     return NerRunResult(
-        model, Path(best), lit.epoch_times, trainer.current_epoch, resume, lit.history
-    )
+        model, Path(best), lit.epoch_times, trainer.current_epoch, resume, lit.history,
+        device=trainer.strategy.root_device.type,
+    )  # fmt: skip
