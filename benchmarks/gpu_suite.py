@@ -227,6 +227,8 @@ def build_tasks(params: Mapping, args: argparse.Namespace) -> dict[str, Task]:
     """The suite's tasks, in the order they run (each after the tasks it depends on)."""
     py = ["{py}", "-m"]
     tasks: list[Task] = []
+    # expected seconds: as measured on an H200 (2026-11-27), rounded up; bench_hs and
+    # bench_softmax estimated (their first runs diverged, the second hit their caps)
     producers = {"glove": "glove", "sgns": "skipgram", "gnews": "import_gnews"}
 
     def emb_deps(name: str) -> tuple[str, ...]:
@@ -236,7 +238,7 @@ def build_tasks(params: Mapping, args: argparse.Namespace) -> dict[str, Task]:
     for corpus in ("sotu", "brown", "shakespeare"):
         if corpus in corpora:
             tasks.append(Task(
-                f"prepare_{corpus}", [*py, "stages.prepare", corpus], ("emb",), 6, 120,
+                f"prepare_{corpus}", [*py, "stages.prepare", corpus], ("emb",), 4, 120,
                 outputs=(f"data/processed/{corpus}/train.npy",
                          f"data/processed/{corpus}/vocab.tsv"),
                 metrics=(f"prepare_{corpus}",),
@@ -244,24 +246,24 @@ def build_tasks(params: Mapping, args: argparse.Namespace) -> dict[str, Task]:
     cc = get_dotted(params, "cooccur.corpus", "sotu")
     sg = get_dotted(params, "skipgram.corpus", "sotu")
     tasks += [
-        Task("cooccur", [*py, "stages.cooccur"], ("emb",), 15, 120, deps=(f"prepare_{cc}",),
+        Task("cooccur", [*py, "stages.cooccur"], ("emb",), 10, 120, deps=(f"prepare_{cc}",),
              outputs=(f"data/processed/{cc}/cooccur.npz",), metrics=("cooccur",)),
-        Task("glove", [*py, "stages.glove"], ("emb",), 25, 200, deps=("cooccur",),
+        Task("glove", [*py, "stages.glove"], ("emb",), 15, 200, deps=("cooccur",),
              outputs=("data/processed/embeddings/glove/vectors.npy",), metrics=("glove",)),
-        Task("evaluate_glove", [*py, "stages.evaluate", "glove"], ("emb",), 15, 120,
+        Task("evaluate_glove", [*py, "stages.evaluate", "glove"], ("emb",), 10, 120,
              deps=("glove",), metrics=("evaluate_glove",)),
-        Task("skipgram", [*py, "stages.skipgram"], ("emb",), 30, 150, deps=(f"prepare_{sg}",),
+        Task("skipgram", [*py, "stages.skipgram"], ("emb",), 35, 150, deps=(f"prepare_{sg}",),
              outputs=("data/processed/embeddings/sgns/vectors.npy",), metrics=("skipgram",)),
-        Task("evaluate_sgns", [*py, "stages.evaluate", "sgns"], ("emb",), 15, 120,
+        Task("evaluate_sgns", [*py, "stages.evaluate", "sgns"], ("emb",), 10, 120,
              deps=("skipgram",), metrics=("evaluate_sgns",)),
     ]  # fmt: skip
     bench = ["{py}", "{repo}/benchmarks/bench_skipgram.py", "--corpus", f"data/processed/{sg}",
              "--device", args.device, *args.bench_arg]  # fmt: skip
     no_gensim = tuple(b for b in BLOCKED_DEFAULT if b != "gensim")
     for model, expect, cap, repeat, extra in (
-        ("sgns", 70, 200, args.repeat, []),
-        ("hs", 75, 220, args.repeat, []),
-        ("softmax", 25, 150, args.softmax_repeat, ["--no-gensim"]),
+        ("sgns", 60, 200, args.repeat, []),
+        ("hs", 150, 300, args.repeat, []),  # pair mode + gensim HS: over 115 s on an H200
+        ("softmax", 40, 150, args.softmax_repeat, ["--no-gensim"]),
     ):
         tasks.append(Task(
             f"bench_{model}", [*bench, "--model", model, "--repeat", str(repeat), *extra],

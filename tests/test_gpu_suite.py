@@ -70,7 +70,7 @@ def test_expand_adds_missing_dependencies_in_registry_order():
 
 def test_real_plan_covers_every_issue_and_fits_the_budget():
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    args = gs.parse_args(["--budget-s", "360"])
+    args = gs.parse_args(["--budget-s", "420"])
     tasks = gs.build_tasks(params, args)
     emb, seq = gs.select("emb", tasks), gs.select("seq", tasks)
     assert {"glove", "evaluate_glove", "bench_sgns", "bench_hs", "bench_softmax"} <= set(emb)
@@ -82,7 +82,7 @@ def test_real_plan_covers_every_issue_and_fits_the_budget():
         assert "gensim" not in tasks[name].block  # the benchmark needs it
     assert "gensim" in tasks["glove"].block and "mlflow" in tasks["ner"].block
     plan = gs.expand(emb, tasks, lambda t: False)
-    assert sum(t.floor for t in plan) <= 360  # every emb task fits call 1 at its floor
+    assert sum(t.floor for t in plan) <= 420  # every emb task fits call 1 at its floor
     lightning = {t.time_key for t in tasks.values() if t.weight > 0}
     assert "lm.levels.char.trainer.max_time_s" in lightning
     assert "ner.trainer.max_time_s" in lightning
