@@ -11,7 +11,6 @@ reports/lm/<level>/samples.txt and metrics/train_lm_<level>.json.
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
 from pipeline.atomic import atomic_dir, atomic_open, load_npy, write_json
@@ -29,6 +28,7 @@ def model_dir(level: str) -> Path:
 
 def run(args: argparse.Namespace) -> None:
     from pipeline.seq import lm
+    from pipeline.seq.training import export_weights
 
     params = load_params()
     levels = lookup(params, "lm.levels")
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> None:
         with atomic_dir(model_dir(args.level)) as tmp:
             if info["checkpoint"] is None:
                 raise DataError(f"{name}: training wrote no checkpoint")
-            shutil.copyfile(info["checkpoint"], tmp / "model.ckpt")
+            export_weights(info["checkpoint"], tmp / "model.ckpt")
             vocab.save_tsv(tmp / "vocab.tsv")
             hp = {"level": args.level, "vocab_size": len(vocab), "arch": cfg.arch.to_dict()}
             write_json(tmp / "hparams.json", hp)

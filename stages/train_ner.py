@@ -7,7 +7,6 @@ conlleval.txt, confusion.png) and ``metrics/train_ner.json``.
 
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -29,6 +28,7 @@ def run(args) -> None:
         from pipeline.seq import conlleval, ner
         from pipeline.seq.encoder import init_embedding_matrix
         from pipeline.seq.ner_lit import fingerprint, train_tagger
+        from pipeline.seq.training import export_weights
 
         if cfg.trainer.num_threads:
             torch.set_num_threads(cfg.trainer.num_threads)
@@ -69,7 +69,7 @@ def run(args) -> None:
             scores[name] = conlleval.evaluate([list(s.tags) for s in sents], preds[name])
 
         with atomic_dir(cfg.model_dir) as out:
-            shutil.copyfile(result.best_checkpoint, out / "model.ckpt")
+            export_weights(result.best_checkpoint, out / "model.ckpt")
             vocabs.words.save_tsv(out / "vocab.tsv")
             vocabs.chars.save_tsv(out / "chars.tsv")
             write_json(out / "tags.json", list(vocabs.tags))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import shutil
 from pathlib import Path
 
 from pipeline.atomic import atomic_dir, atomic_open, write_json
@@ -26,6 +25,7 @@ EMBEDDINGS = Path("data/processed/embeddings")
 
 def run(args: argparse.Namespace) -> None:
     from pipeline.seq import sentiment as sent
+    from pipeline.seq.training import export_weights
 
     cfg = section(load_params(), "sentiment", sent.SentimentConfig)
     if args.model not in cfg.models or args.model not in ("avg", "rnn"):
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> None:
         with atomic_open(Path("reports/sentiment") / args.model / "predictions.tsv") as fh:
             fh.write(sent.predictions_tsv(texts, labels, result))
         with atomic_dir(Path("data/processed/models") / f"sentiment_{args.model}") as tmp:
-            shutil.copyfile(Path("data/interim") / name / "model.ckpt", tmp / "model.ckpt")
+            export_weights(Path("data/interim") / name / "model.ckpt", tmp / "model.ckpt")
             result.vocab.save_tsv(tmp / "vocab.tsv")
             hp = {
                 "model": args.model,

@@ -8,12 +8,13 @@ import pytest
 import torch
 
 from pipeline.config import from_mapping
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, DataError
 from pipeline.seq.training import (
     TrainerSettings,
     build_trainer,
     checkpoint_file,
     clear_checkpoints,
+    export_weights,
     fit,
     last_checkpoint_file,
     load_state_dict,
@@ -119,3 +120,27 @@ def test_resume_from_last_checkpoint_of_a_finished_run_trains_nothing(tmp_path):
         torch.testing.assert_close(load_state_dict(path), weights, rtol=0, atol=0)
     clear_checkpoints(tmp_path)
     assert not last.exists() and not checkpoint_file(tmp_path).exists()
+
+
+def test_exported_weights_do_not_depend_on_the_checkpoint_folder(tmp_path):
+    # Lightning checkpoints hold the callbacks' absolute dirpath: the same weights saved
+    # from two checkouts hashed differently in dvc.lock. The export keeps the weights only.
+    weights = {"model.w": torch.arange(6.0).reshape(2, 3), "model.b": torch.ones(2)}
+    outs = []
+    for name in ("a", "b"):
+        folder = tmp_path / name
+        folder.mkdir()
+        ckpt = {
+            "state_dict": weights,
+            "callbacks": {"ModelCheckpoint": {"dirpath": str(folder.resolve())}},
+            "optimizer_states": [{"step": len(name)}],
+        }
+        torch.save(ckpt, folder / "lightning.ckpt")
+        export_weights(folder / "lightning.ckpt", folder / "model.ckpt")
+        outs.append(folder / "model.ckpt")
+    assert outs[0].read_bytes() == outs[1].read_bytes()
+    loaded = load_state_dict(outs[0])
+    assert set(loaded) == {"w", "b"} and torch.equal(loaded["w"], weights["model.w"])
+    (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(DataError, match="junk.ckpt"):
+        export_weights(tmp_path / "junk.ckpt", tmp_path / "out.ckpt")

@@ -207,6 +207,25 @@ def load_state_dict(path: str | os.PathLike, prefix: str = "model.") -> dict[str
     return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
 
 
+def export_weights(checkpoint: str | os.PathLike, dest: str | os.PathLike) -> None:
+    """Write the weights of a Lightning checkpoint, and nothing else, to ``dest``
+    (``{"state_dict": ...}``, readable by :func:`load_state_dict`).
+
+    A stage's model output must depend only on the weights: a Lightning checkpoint also
+    holds its callbacks' state (the absolute ``dirpath`` of the checkpoint folder, so
+    every checkout hashed differently in ``dvc.lock``), the optimizer and the loop state.
+    """
+    from pipeline.errors import DataError
+
+    try:
+        ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is a data error here
+        raise DataError(f"{checkpoint}: cannot read checkpoint ({exc})") from exc
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
+        raise DataError(f"{checkpoint}: no state_dict in checkpoint")
+    torch.save({"state_dict": ckpt["state_dict"]}, dest)
+
+
 def epoch_timer():
     """A Lightning callback recording the wall time of each training epoch (``.seconds``)."""
     import time
