@@ -396,8 +396,9 @@ HPARAMS_FILE = "hparams.json"
 def load_language_model(folder: str | os.PathLike) -> tuple[LanguageModel, list[str], str]:
     """Rebuild a model saved by the ``train_lm`` stage: ``(model (eval mode), tokens, level)``.
 
-    The folder holds ``model.ckpt`` (Lightning checkpoint, read with
-    ``weights_only=True``), ``vocab.tsv`` and ``hparams.json``.
+    The folder holds ``model.ckpt`` (the weights alone, see
+    :func:`pipeline.seq.training.export_weights`; read with ``weights_only=True``),
+    ``vocab.tsv`` and ``hparams.json``.
     """
     import json
 
