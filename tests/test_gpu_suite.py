@@ -75,7 +75,12 @@ def test_real_plan_covers_every_issue_and_fits_the_budget():
     emb, seq = gs.select("emb", tasks), gs.select("seq", tasks)
     assert {"glove", "evaluate_glove", "bench_sgns", "bench_hs", "bench_softmax"} <= set(emb)
     assert seq == ["ner", "lm_word", "lm_char"]
-    assert gs.select("all,-bench", tasks) == [n for n in tasks if not n.startswith("bench_")]
+    assert gs.select("all,-bench", tasks) == [
+        n for n in tasks if not n.startswith(("bench_", "profile_"))
+    ]
+    assert gs.select("profile", tasks) == ["profile_sgns", "profile_hs"]
+    argv = tasks["profile_hs"].argv
+    assert argv[argv.index("--profile") + 1] == "reports/profile/hs.txt" and "--no-gensim" in argv
     for name in ("bench_sgns", "bench_hs"):
         argv = tasks[name].argv
         assert argv[argv.index("--repeat") + 1] == "5" and "cuda" in argv
@@ -309,7 +314,7 @@ def test_every_task_params_of_the_gpu_profile_validate(tmp_path):
             from_mapping(CooccurConfig, p["cooccur"], where="cooccur")
         elif group == "glove":
             assert from_mapping(GloveConfig, p["glove"], where="glove").device in ("auto", "cuda")
-        elif group in ("skipgram", "bench"):
+        elif group in ("skipgram", "bench", "profile"):
             assert from_mapping(SkipGramConfig, p["skipgram"], where="skipgram").device == "cuda"
         elif group == "import":
             from pipeline.pretrained import PretrainedConfig
