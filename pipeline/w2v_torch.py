@@ -293,6 +293,7 @@ class TorchTrainer:
             self.mask = (
                 torch.arange(tree.codes.shape[1], device=dev)[None, :] < ln[:, None]
             ).float()
+        self._spread: torch.Tensor | None = None  # see _spread_rows
         self._sg_shared = sg_shared_step
         self._compiled = False
         if self.shared and cfg.torch_compile:
@@ -357,9 +358,21 @@ class TorchTrainer:
         return self._logistic(u, ids, valid, label, lr, label > 0)
 
     def _hs(self, u, tgt, lr, gen):
-        p = self.points[tgt]  # (B, L) inner nodes on the path to tgt
+        m = self.mask[tgt]  # (B, L) 1 on the path, 0 on the padding after it
+        # inner nodes on the path to tgt; the padding (zero steps) points at rows spread
+        # by position, not at row 0: on CUDA every padded term is an atomic add, and
+        # hundreds of thousands per step on one row serialize (frequent words have short
+        # codes, so most of a (B, L) batch is padding)
+        p = torch.where(m > 0, self.points[tgt], self._spread_rows(*m.shape))
         # every node of the path is a target (its code bit), as the NS positive: bound 1/4
-        return self._logistic(u, p, self.mask[tgt], self.labels[tgt], lr, None)
+        return self._logistic(u, p, m, self.labels[tgt], lr, None)
+
+    def _spread_rows(self, b: int, length: int) -> torch.Tensor:
+        """(b, length) output rows 0, 1, 2, ... (mod the row count) by position."""
+        n = b * length
+        if self._spread is None or self._spread.numel() < n:
+            self._spread = torch.arange(n, device=self.dev) % self.w_out.shape[0]
+        return self._spread[:n].view(b, length)
 
     def _logistic(self, u, ids, valid, label, lr, bound):
         """Independent logistic terms (NS pairs, HS paths): rows ``ids`` (B, K) of w_out,
@@ -391,10 +404,11 @@ class TorchTrainer:
             lr_t = torch.as_tensor(lr, dtype=u.dtype, device=u.device)
             damp = curvature_damping(flat, valid, sp * q, lr_t, n_rows, self.cfg.torch_dup_cap)
             steps = steps * damp[flat][:, None]
-        else:
-            damp = self._damp(ids, self.w_out.shape[0])
-            if damp is not None:
-                steps = steps * damp.reshape(-1)[:, None]
+        elif self.cfg.torch_dup_cap > 0:
+            # hits weighted by valid: HS padding and skipped negatives are no updates
+            n_rows = self.w_out.shape[0]
+            damp = row_damping(flat, valid, n_rows, self.cfg.torch_dup_cap)[flat]
+            steps = steps * damp[:, None]
         self.w_out.index_add_(0, flat, steps)
         return grad_u, loss
 

@@ -277,3 +277,40 @@ def test_hs_and_softmax_big_batches_need_and_get_curvature_damping(output):
     assert twins_found(res.vectors) >= GROUPS - 1
     assert res.loss_per_epoch[-1] < 1.5 * ref.loss_per_epoch[-1]
     assert blown > 3 * ref.loss_per_epoch[-1]
+
+
+def test_hs_padding_is_spread_and_carries_no_update():
+    # A (B, L) batch of HS paths is mostly padding for frequent (short-code) words. Padded
+    # terms used to all point at row 0, a real inner node: on CUDA hundreds of thousands
+    # of (zero) atomic adds per step on one row, and with the fixed cap phantom hits
+    # that damped that node. Now they point at rows spread by position and weigh 0.
+    rng = np.random.default_rng(0)
+    v, d, b = 60, 8, 40
+    counts = (1000 / np.arange(1, v - 2)).astype(int) + 1
+    words = rng.permutation(np.repeat(np.arange(3, v), counts)).astype(np.int32)
+    corpus = make_corpus(np.concatenate([words, [2]]).astype(np.int32), v)
+    w_out0 = (rng.standard_normal((v, d)) * 0.3).astype(np.float32)
+    u = torch.as_tensor((rng.standard_normal((b, d)) * 0.5).astype(np.float32))
+    top = int(np.argmax(np.bincount(words)))
+    tgt = torch.full((b,), top)  # the most frequent word: the shortest code
+    changes = []
+    for cap in (0.0, 2.0):
+        c = SkipGramConfig(dim=d, device="cpu", backend="torch", output="hs",
+                           torch_damping="cap", torch_dup_cap=cap)  # fmt: skip
+        tr = TorchTrainer(corpus, c, {"syn0": np.zeros((v, d), np.float32),
+                                      "syn1": w_out0.copy()}, "cpu")  # fmt: skip
+        path = tr.points[top][tr.mask[top] > 0].tolist()
+        assert len(path) < tr.points.shape[1]  # there is padding
+        tr._hs(u, tgt, 0.025, None)
+        changed = np.flatnonzero(np.abs(tr.w_out.numpy() - w_out0).sum(1))
+        assert sorted(changed.tolist()) == sorted(path)  # padding moved no row
+        changes.append(tr.w_out.numpy() - w_out0)
+        spread = torch.where(
+            tr.mask[tgt] > 0, tr.points[tgt], tr._spread_rows(b, tr.points.shape[1])
+        )
+        pad = spread[tr.mask[tgt] == 0]
+        # no row gets more padded terms than its share of all B L positions
+        assert torch.bincount(pad).max() <= -(-spread.numel() // tr.w_out.shape[0])
+    # with a cap of 2 hits, the b updates of each path node are scaled to 2 / b of their
+    # sum: padding does not count as hits
+    np.testing.assert_allclose(changes[1], changes[0] * 2.0 / b, rtol=1e-5, atol=1e-7)
