@@ -327,14 +327,18 @@ class TorchTrainer:
             self._sg_shared = sg_shared_step
             self._compiled = False
 
-    def _damp(self, rows: torch.Tensor, n_rows: int) -> torch.Tensor | None:
+    def _damp(
+        self, rows: torch.Tensor, n_rows: int, weights: torch.Tensor | None = None
+    ) -> torch.Tensor | None:
         """Per-element factor ``1 / max(1, hits / torch_dup_cap)`` for updates of ``rows``
-        (see :func:`row_damping`); None when the cap is off."""
+        (see :func:`row_damping`; each update counts ``weights``, default 1); None when
+        the cap is off."""
         cap = self.cfg.torch_dup_cap
         if cap <= 0:
             return None
-        ones = torch.ones(rows.numel(), dtype=torch.float32, device=rows.device)
-        return row_damping(rows, ones, n_rows, cap)[rows]
+        if weights is None:
+            weights = torch.ones(rows.numel(), dtype=torch.float32, device=rows.device)
+        return row_damping(rows, weights, n_rows, cap)[rows]
 
     def sample_negatives(self, shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
         """Ids drawn from unigram^ns_exponent by the alias method (int64, ``shape``)."""
@@ -404,11 +408,11 @@ class TorchTrainer:
             lr_t = torch.as_tensor(lr, dtype=u.dtype, device=u.device)
             damp = curvature_damping(flat, valid, sp * q, lr_t, n_rows, self.cfg.torch_dup_cap)
             steps = steps * damp[flat][:, None]
-        elif self.cfg.torch_dup_cap > 0:
+        else:
             # hits weighted by valid: HS padding and skipped negatives are no updates
-            n_rows = self.w_out.shape[0]
-            damp = row_damping(flat, valid, n_rows, self.cfg.torch_dup_cap)[flat]
-            steps = steps * damp[:, None]
+            damp = self._damp(flat, self.w_out.shape[0], valid)
+            if damp is not None:
+                steps = steps * damp[:, None]
         self.w_out.index_add_(0, flat, steps)
         return grad_u, loss
 

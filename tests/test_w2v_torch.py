@@ -174,14 +174,20 @@ def test_shared_mode_on_cuda(precision, compile_):
     assert twins_found(res.vectors) >= GROUPS - 1
 
 
+def _zipf_corpus(rng: np.random.Generator, v: int):
+    """A shuffled corpus of ids 3..v-1 with counts ~ 1000 / rank, as one sentence:
+    ``(words, corpus)``."""
+    counts = (1000 / np.arange(1, v - 2)).astype(int) + 1
+    words = rng.permutation(np.repeat(np.arange(3, v), counts)).astype(np.int32)
+    return words, make_corpus(np.concatenate([words, [2]]).astype(np.int32), v)
+
+
 def _one_pair_step(damping: str, cap: float, lr: float):
     """One pair-mode batch of 2048 examples on a Zipf vocabulary of 200 words (frequent
     negatives hit ~900 times): the change of ``syn1neg``, the negatives drawn, the inputs."""
     rng = np.random.default_rng(0)
     v, d, b = 200, 16, 2048
-    counts = (1000 / np.arange(1, v - 2)).astype(int) + 1
-    words = rng.permutation(np.repeat(np.arange(3, v), counts)).astype(np.int32)
-    corpus = make_corpus(np.concatenate([words, [2]]).astype(np.int32), v)
+    words, corpus = _zipf_corpus(rng, v)
     w_out0 = (rng.standard_normal((v, d)) * 0.3).astype(np.float32)
     u = (rng.standard_normal((b, d)) * 0.5 + 0.7).astype(np.float32)  # a common direction
     tgt = rng.integers(3, v, b)
@@ -286,9 +292,7 @@ def test_hs_padding_is_spread_and_carries_no_update():
     # that damped that node. Now they point at rows spread by position and weigh 0.
     rng = np.random.default_rng(0)
     v, d, b = 60, 8, 40
-    counts = (1000 / np.arange(1, v - 2)).astype(int) + 1
-    words = rng.permutation(np.repeat(np.arange(3, v), counts)).astype(np.int32)
-    corpus = make_corpus(np.concatenate([words, [2]]).astype(np.int32), v)
+    words, corpus = _zipf_corpus(rng, v)
     w_out0 = (rng.standard_normal((v, d)) * 0.3).astype(np.float32)
     u = torch.as_tensor((rng.standard_normal((b, d)) * 0.5).astype(np.float32))
     top = int(np.argmax(np.bincount(words)))
