@@ -116,12 +116,11 @@ def curvature_damping(
     1 / (h lr c) for rows hit thousands of times. ``cap`` > 0 also bounds ``h`` as in
     :func:`row_damping`. Pure tensor ops (no host sync).
     """
-    flat = rows.reshape(-1)
     w = weights.reshape(-1).to(torch.float32)
-    hits = torch.zeros(n_rows, dtype=torch.float32, device=rows.device)
-    hits.index_add_(0, flat, w)
-    csum = torch.zeros(n_rows, dtype=torch.float32, device=rows.device)
-    csum.index_add_(0, flat, w * curv.reshape(-1).to(torch.float32))
+    # hits and curvature sums in one scatter (n_rows, 2)
+    acc = torch.zeros((n_rows, 2), dtype=torch.float32, device=rows.device)
+    acc.index_add_(0, rows.reshape(-1), torch.stack([w, w * curv.reshape(-1).float()], 1))
+    hits, csum = acc.unbind(1)
     factor = saturation_factor(hits, csum, lr)
     if cap > 0:
         factor = torch.minimum(factor, 1.0 / torch.clamp(hits / cap, min=1.0))
@@ -131,10 +130,25 @@ def curvature_damping(
 def _summed_steps(
     rows: torch.Tensor, steps: torch.Tensor, n_rows: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each row's summed step (n_rows, D) and 1 / its squared norm (n_rows,)."""
+    """Each row's summed step (n_rows, D) and 1 / its squared norm (n_rows,).
+
+    With curvature damping the damped update of a row is its summed step times its
+    factor, so callers apply ``delta * factor[:, None]`` densely (:func:`apply_step` with
+    rows None) instead of scattering the B damped steps a second time: on CUDA that
+    halves the atomic adds into hot rows, and the dense (n_rows, D) buffer exists anyway.
+    """
     delta = torch.zeros((n_rows, steps.shape[1]), dtype=steps.dtype, device=steps.device)
     delta.index_add_(0, rows, steps)
     return delta, 1.0 / torch.clamp(delta.square().sum(1), min=1e-30)
+
+
+def apply_step(w: torch.Tensor, rows: torch.Tensor | None, step: torch.Tensor) -> None:
+    """``w += step`` in place: ``rows`` None = a dense (n_rows, D) step, else the (R, D)
+    steps of ``rows`` (R,) are scattered with ``index_add_``."""
+    if rows is None:
+        w.add_(step)
+    else:
+        w.index_add_(0, rows, step)
 
 
 def ns_shared_step(
@@ -154,7 +168,9 @@ def ns_shared_step(
     ``u`` (B, D) inputs, ``tgt`` (B,) targets, ``neg`` (G, N) negatives of the G = B / Bb
     blocks, ``wt`` (B,) example weights (0 = padding), ``lr`` 0-d. Returns ``grad_u``
     (B, D) (the step for the inputs, undamped), ``out_rows`` (B + G N,) and ``out_step``
-    (B + G N, D) to ``index_add_`` into ``w_out`` (damped), the loss (0-d, float32):
+    (B + G N, D) to ``index_add_`` into ``w_out`` (damped; with ``curvature``
+    ``out_rows`` is None and ``out_step`` the dense (V, D) update: see
+    :func:`apply_step`), the loss (0-d, float32):
     -log s(u.v_t) - (k / N) sum_n log s(-u.v_n), an unbiased estimate of word2vec's, and
     with ``damping`` ``curvature`` the tensors ``(vp, vn, vd, dp)`` the input side needs
     for its own curvature (else None).
@@ -201,8 +217,8 @@ def ns_shared_step(
         qn = _bmm(u3, delta[neg].transpose(1, 2), low).square() * inv[neg][:, None, :]
         curv_n = (vd * qn).sum(1) / torch.clamp(vsum, min=1e-12)  # (G, N) block mean
         curv = torch.cat([dp * qp, curv_n.reshape(-1)])
-        damp = curvature_damping(out_rows, hit_w, curv, lr, w_out.shape[0], cap)[out_rows]
-        out_step = steps * damp[:, None]
+        damp = curvature_damping(out_rows, hit_w, curv, lr, w_out.shape[0], cap)  # (V,)
+        out_rows, out_step = None, delta.mul_(damp[:, None])  # dense (V, D) update
         in_curv = (vp, vn, vd, dp)
     elif cap > 0:
         damp = row_damping(out_rows, hit_w, w_out.shape[0], cap)[out_rows]
@@ -226,11 +242,12 @@ def sg_shared_step(
     cap: float,
     precision: str,
     damping: str = "cap",
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+):
     """One skip-gram step with shared negatives, without the scatter (compilable).
 
-    Returns ``in_step`` (B, D) for ``w_in.index_add_(0, ctx, .)``, ``out_rows``,
-    ``out_step`` for ``w_out.index_add_(0, out_rows, .)``, and the loss.
+    Returns ``(in_rows, in_step, out_rows, out_step, loss)``: apply them with
+    :func:`apply_step` (``in_rows`` is ``ctx``, or None with ``curvature``: then
+    ``in_step`` is the dense (V, D) update; the same for the output side).
     """
     u = w_in[ctx]  # (B, D)
     grad_u, out_rows, out_step, loss, in_curv = ns_shared_step(
@@ -244,11 +261,11 @@ def sg_shared_step(
         qp = (vp * di).sum(1).square()  # (B,)
         qn = _bmm(di.view(g_blocks, -1, d), vn.transpose(1, 2), _mm_dtype(precision)).square()
         curv = (dp * qp + (vd * qn).sum(2).reshape(-1)) * inv[ctx]
-        damp = curvature_damping(ctx, wt, curv, lr, w_in.shape[0], cap)
-        grad_u = grad_u * damp[ctx][:, None]
-    elif cap > 0:
+        damp = curvature_damping(ctx, wt, curv, lr, w_in.shape[0], cap)  # (V,)
+        return None, delta.mul_(damp[:, None]), out_rows, out_step, loss
+    if cap > 0:
         grad_u = grad_u * row_damping(ctx, wt, w_in.shape[0], cap)[ctx][:, None]
-    return grad_u, out_rows, out_step, loss
+    return ctx, grad_u, out_rows, out_step, loss
 
 
 class TorchTrainer:
@@ -400,26 +417,26 @@ class TorchTrainer:
             sp = sig * (1.0 - sig)
             sp = torch.full_like(sp, 0.25) if bound is None else torch.where(bound, 0.25, sp)
             sp = sp * valid  # (B, K) curvature of each term along unit directions
-            # input side (_damp_input): curvature of each example along directions d (B, D)
+            # input side (_update_input): curvature of each example along directions d (B, D)
             self._in_curv = lambda d: (sp * torch.bmm(v, d[:, :, None]).squeeze(2).square()).sum(1)
             n_rows = self.w_out.shape[0]
             delta, inv = _summed_steps(flat, steps, n_rows)
             q = torch.bmm(delta[ids], u[:, :, None]).squeeze(2).square() * inv[ids]  # (B, K)
             lr_t = torch.as_tensor(lr, dtype=u.dtype, device=u.device)
             damp = curvature_damping(flat, valid, sp * q, lr_t, n_rows, self.cfg.torch_dup_cap)
-            steps = steps * damp[flat][:, None]
-        else:
-            # hits weighted by valid: HS padding and skipped negatives are no updates
-            damp = self._damp(flat, self.w_out.shape[0], valid)
-            if damp is not None:
-                steps = steps * damp[:, None]
+            self.w_out.add_(delta.mul_(damp[:, None]))  # dense: see _summed_steps
+            return grad_u, loss
+        # hits weighted by valid: HS padding and skipped negatives are no updates
+        damp = self._damp(flat, self.w_out.shape[0], valid)
+        if damp is not None:
+            steps = steps * damp[:, None]
         self.w_out.index_add_(0, flat, steps)
         return grad_u, loss
 
-    def _damp_input(self, rows: torch.Tensor, grad_u: torch.Tensor, lr) -> torch.Tensor:
-        """Damp the summed input steps of ``rows`` (B,) (pair mode): curvature damping when
-        ``torch_damping: curvature`` (curvature of each example's K terms along its row's
-        summed step), else the fixed cap."""
+    def _update_input(self, rows: torch.Tensor, grad_u: torch.Tensor, lr) -> None:
+        """Add the input steps ``grad_u`` (B, D) of ``rows`` (B,) to w_in (pair mode),
+        damped: curvature damping when ``torch_damping: curvature`` (curvature of each
+        example's K terms along its row's summed step), else the fixed cap."""
         cur = getattr(self, "_in_curv", None)
         if self.cfg.torch_damping == "curvature" and cur is not None:
             self._in_curv = None
@@ -429,9 +446,10 @@ class TorchTrainer:
             lr_t = torch.as_tensor(lr, dtype=grad_u.dtype, device=grad_u.device)
             ones = torch.ones_like(curv)
             damp = curvature_damping(rows, ones, curv, lr_t, n_rows, self.cfg.torch_dup_cap)
-            return grad_u * damp[rows][:, None]
+            self.w_in.add_(delta.mul_(damp[:, None]))  # dense: see _summed_steps
+            return
         damp = self._damp(rows, self.w_in.shape[0])
-        return grad_u if damp is None else grad_u * damp[:, None]
+        self.w_in.index_add_(0, rows, grad_u if damp is None else grad_u * damp[:, None])
 
     def _ns_shared(self, u, tgt, lr, gen):
         """Shared negatives for any B (CBOW): pad to whole blocks, weight padding 0."""
@@ -451,7 +469,7 @@ class TorchTrainer:
             u, self.w_out, tgt, neg, wt, lr_t, cfg.negative, cfg.torch_dup_cap,
             cfg.torch_precision, cfg.torch_damping,
         )  # fmt: skip
-        self.w_out.index_add_(0, rows, step)
+        apply_step(self.w_out, rows, step)
         return grad_u[:b], loss
 
     def _softmax(self, u, tgt, lr, gen):
@@ -463,7 +481,7 @@ class TorchTrainer:
         (u_b . e_v)^2 (the target's term at its bound 1/4, as NS positives); the rows
         of frequent targets otherwise sum thousands of steps and 32768-pair steps
         diverge in the first epoch. The input rows get the same treatment in
-        :meth:`_damp_input`.
+        :meth:`_update_input`.
         """
         b = tgt.shape[0]
         ar = torch.arange(b, device=self.dev)
@@ -572,13 +590,12 @@ class TorchTrainer:
         neg_all = self.sample_negatives((nb, bsz // bb, cfg.torch_shared_negatives), gen)
         for i in range(nb):
             s = slice(i * bsz, (i + 1) * bsz)
-            cb = ctx[s]
-            in_step, rows, out_step, lo = self._sg_shared(
-                self.w_in, self.w_out, cb, tgt[s], neg_all[i], wt[s], lrs[i],
+            in_rows, in_step, out_rows, out_step, lo = self._sg_shared(
+                self.w_in, self.w_out, ctx[s], tgt[s], neg_all[i], wt[s], lrs[i],
                 cfg.negative, cfg.torch_dup_cap, cfg.torch_precision, cfg.torch_damping,
             )  # fmt: skip
-            self.w_in.index_add_(0, cb, in_step)
-            self.w_out.index_add_(0, rows, out_step)
+            apply_step(self.w_in, in_rows, in_step)
+            apply_step(self.w_out, out_rows, out_step)
             loss_sum += lo.double()
 
     @torch.no_grad()
@@ -610,8 +627,7 @@ class TorchTrainer:
                         lr = self._lr(epoch, a, z, s / max(m, 1))
                         cb, tb = ctx[s : s + bsz], tgt[s : s + bsz]
                         grad_u, lo = self._step(self.w_in[cb], tb, lr, gen)
-                        grad_u = self._damp_input(cb, grad_u, lr)
-                        self.w_in.index_add_(0, cb, grad_u)
+                        self._update_input(cb, grad_u, lr)
                         loss_sum += lo.double()
                 updates += m
             else:
