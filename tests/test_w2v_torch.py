@@ -152,6 +152,19 @@ def test_full_softmax_in_logit_budgeted_batches():
     assert res.loss_per_epoch[-1] == pytest.approx(ref.loss_per_epoch[-1], rel=0.1)
 
 
+@pytest.mark.parametrize(("output", "workers", "expected"), [("ns", 2, 1), ("softmax", 2, 2)])
+def test_cpu_threads_one_for_small_ops_workers_for_softmax(monkeypatch, output, workers, expected):
+    # NS/HS steps are small ops (threads only spin); the softmax's (B, V) matmuls are BLAS
+    seen = []
+    real = torch.set_num_threads
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: (seen.append(n), real(n)))
+    before = torch.get_num_threads()
+    c = cfg(backend="torch", output=output, workers=workers, epochs=1)
+    train_word2vec(IDS, VOCAB, c, progress=False)
+    assert seen[0] == expected
+    assert torch.get_num_threads() == before  # restored after the epoch
+
+
 def test_torch_settings_are_validated():
     with pytest.raises(ConfigError, match="torch_negatives"):
         from_mapping(SkipGramConfig, {"torch_negatives": "some"}, where="skipgram")
