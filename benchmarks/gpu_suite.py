@@ -16,7 +16,8 @@ limit still returns what it measured. See docs/GPU.md for the device calls.
     python benchmarks/gpu_suite.py --tasks lm_char --set lm.levels.char.trainer.max_epochs=5
 
 Task groups: emb (prepare, cooccur, glove, evaluate, skipgram, the three benchmarks,
-sentiment), seq (ner, lm_word, lm_char), all. Missing inputs of a chosen task (e.g. the
+sentiment), seq (ner, lm_word, lm_char), public (the bigger corpus and SGNS, HS, CBOW and
+full softmax on it), all; profile (torch.profiler tables) only on request. Missing inputs of a chosen task (e.g. the
 prepared corpora on a fresh machine) are produced first by their own tasks.
 """
 
@@ -227,6 +228,19 @@ def task_params(base: Mapping, task: Task, max_time_s: float | None) -> dict:
     return params
 
 
+# the bigger corpus of issue #4: conf/prepare/base.yaml's commented-out `public` entry
+PUBLIC_CORPUS = {
+    "dataset": ".",
+    "reader": "concat",
+    "parts": ["sotu", "brown", "shakespeare"],
+    "level": "word",
+    "split": "none",
+    "min_count": 5,
+    "normalize": {"lowercase": True},
+    "max_lines": None,
+}
+
+
 def build_tasks(params: Mapping, args: argparse.Namespace) -> dict[str, Task]:
     """The suite's tasks, in the order they run (each after the tasks it depends on)."""
     py = ["{py}", "-m"]
@@ -261,8 +275,12 @@ def build_tasks(params: Mapping, args: argparse.Namespace) -> dict[str, Task]:
         Task("evaluate_sgns", [*py, "stages.evaluate", "sgns"], ("emb",), 10, 120,
              deps=("skipgram",), metrics=("evaluate_sgns",)),
     ]  # fmt: skip
-    bench = ["{py}", "{repo}/benchmarks/bench_skipgram.py", "--corpus", f"data/processed/{sg}",
-             "--device", args.device, *args.bench_arg]  # fmt: skip
+
+    def bench_on(corpus: str) -> list[str]:
+        return ["{py}", "{repo}/benchmarks/bench_skipgram.py", "--corpus",
+                f"data/processed/{corpus}", "--device", args.device, *args.bench_arg]  # fmt: skip
+
+    bench = bench_on(sg)
     no_gensim = tuple(b for b in BLOCKED_DEFAULT if b != "gensim")
     for model, expect, cap, repeat, extra in (
         ("sgns", 60, 200, args.repeat, []),
@@ -273,6 +291,26 @@ def build_tasks(params: Mapping, args: argparse.Namespace) -> dict[str, Task]:
             f"bench_{model}", [*bench, "--model", model, "--repeat", str(repeat), *extra],
             ("emb", "bench"), expect, cap, deps=(f"prepare_{sg}",), stdout_json=True,
             block=no_gensim,
+        ))  # fmt: skip
+    # issue #4's quality table on the bigger corpus (sotu + brown + shakespeare, 4M words,
+    # vocabulary 24k): SGNS, SG-HS, CBOW (ours on cuda vs gensim on every core) and the
+    # full softmax (ours only; about 15 h on 2 CPU cores)
+    tasks.append(Task(
+        "prepare_public", [*py, "stages.prepare", "public"], ("public",), 10, 120,
+        overrides={"prepare.corpora.public": PUBLIC_CORPUS},
+        outputs=("data/processed/public/train.npy", "data/processed/public/vocab.tsv"),
+        metrics=("prepare_public",),
+    ))  # fmt: skip
+    pub = [*bench_on("public"), "--repeat", "1"]
+    for model, expect, cap, extra in (
+        ("sgns", 40, 150, []),
+        ("hs", 80, 200, []),
+        ("cbow", 30, 120, []),
+        ("softmax", 60, 200, ["--no-gensim"]),
+    ):
+        tasks.append(Task(
+            f"bench_public_{model}", [*pub, "--model", model, *extra], ("public", "bench"),
+            expect, cap, deps=("prepare_public",), stdout_json=True, block=no_gensim,
         ))  # fmt: skip
     # where the time goes (torch.profiler, one epoch of sotu, ours only): only on request
     # (--tasks profile); the tables land in reports/profile/, inside results.tar.gz

@@ -79,6 +79,14 @@ def test_real_plan_covers_every_issue_and_fits_the_budget():
         n for n in tasks if not n.startswith(("bench_", "profile_"))
     ]
     assert gs.select("profile", tasks) == ["profile_sgns", "profile_hs"]
+    public = gs.select("public", tasks)
+    assert public[0] == "prepare_public" and len(public) == 5
+    for name in public[1:]:
+        argv = tasks[name].argv
+        assert argv[argv.index("--corpus") + 1] == "data/processed/public"
+        assert tasks[name].deps == ("prepare_public",)
+    assert "--no-gensim" in tasks["bench_public_softmax"].argv
+    assert "--no-gensim" not in tasks["bench_public_hs"].argv
     argv = tasks["profile_hs"].argv
     assert argv[argv.index("--profile") + 1] == "reports/profile/hs.txt" and "--no-gensim" in argv
     for name in ("bench_sgns", "bench_hs"):
