@@ -262,6 +262,7 @@ def main(argv=None) -> None:
         "shared-block": (int, "examples sharing one draw of negatives (shared)"),
         "shared-negatives": (int, "negatives N per block, each weighted k/N (shared)"),
         "damping": (str, "cap | curvature: how summed row updates are shrunk (shared)"),
+        "scatter": (str, "atomic | sorted: curvature damping row sums (index_add_ or sorted)"),
         "precision": (str, "fp32 | tf32 | bf16 matmuls (fp32 master weights)"),
         "compile": (str, "true | false: torch.compile the shared step"),
         "softmax-logits": (int, "most (B x V) logits per full-softmax step"),

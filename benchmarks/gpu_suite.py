@@ -322,6 +322,16 @@ def build_tasks(params: Mapping, args: argparse.Namespace) -> dict[str, Task]:
             ("profile",), 40, 120, deps=(f"prepare_{sg}",), stdout_json=True,
             block=no_gensim,
         ))  # fmt: skip
+    # A/B of the curvature damping's row sums: sorted segment sums (no atomic adds into
+    # hot rows) against bench_sgns / bench_hs (index_add_), ours only, same corpus
+    for model, expect in (("sgns", 30), ("hs", 60)):
+        tasks.append(Task(
+            f"bench_{model}_sorted",
+            [*bench, "--model", model, "--repeat", str(args.repeat), "--no-gensim",
+             "--torch-scatter", "sorted"],
+            ("profile", "bench"), expect, 150, deps=(f"prepare_{sg}",), stdout_json=True,
+            block=no_gensim,
+        ))  # fmt: skip
     tasks.append(Task(
         "import_gnews", [*py, "stages.import_embeddings", "gnews"], ("emb",), 5, 60,
         outputs=("data/processed/embeddings/gnews/vectors.npy",),

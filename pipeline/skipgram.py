@@ -68,6 +68,8 @@ class SkipGramConfig:
     weighted k / N: one matmul per block; output ns only), ``torch_damping`` (both
     modes) ``cap`` or ``curvature`` (summed steps of a row shrunk to what as many
     sequential SGD steps would move it; see :func:`pipeline.w2v_torch.curvature_damping`),
+    ``torch_scatter`` how curvature damping sums the updates of each row (``atomic``
+    ``index_add_`` or ``sorted`` segment sums: :class:`pipeline.w2v_torch.RowSums`),
     ``torch_precision``
     ``fp32``/``tf32``/``bf16`` (matmuls; weights stay fp32), ``torch_compile``
     (``torch.compile`` the shared step), ``torch_softmax_logits`` most (B x V) logits per
@@ -100,6 +102,7 @@ class SkipGramConfig:
     torch_shared_block: int = field(default=256, metadata={"min": 1})
     torch_shared_negatives: int = field(default=64, metadata={"min": 1})
     torch_damping: Literal["cap", "curvature"] = "cap"
+    torch_scatter: Literal["atomic", "sorted"] = "atomic"
     torch_precision: Literal["fp32", "tf32", "bf16"] = "fp32"
     torch_compile: bool = False
     torch_softmax_logits: int = field(default=1 << 24, metadata={"min": 1})

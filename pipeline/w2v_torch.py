@@ -95,6 +95,40 @@ def saturation_factor(hits: torch.Tensor, csum: torch.Tensor, lr) -> torch.Tenso
     return torch.clamp(-torch.expm1(h * torch.log1p(-x)) / (h * x), max=1.0)
 
 
+class RowSums:
+    """Sums of per-update values by output row: ``(R, C)`` values of ``rows`` (R,) to
+    ``(n_rows, C)``; one grouping serves every sum of a step (steps, hits, curvatures).
+
+    ``how``: ``atomic`` scatters with ``index_add_`` (on CUDA an atomic add per element:
+    frequent rows are hit thousands of times per step); ``sorted`` sorts the rows once
+    (stable) and reduces each row's contiguous run with ``segment_reduce``: no atomics,
+    and deterministic on CUDA. On CPU ``atomic`` is faster (a plain loop).
+    """
+
+    def __init__(self, rows: torch.Tensor, n_rows: int, how: str = "atomic") -> None:
+        self.rows = rows.reshape(-1)
+        self.n_rows = n_rows
+        self.order: torch.Tensor | None = None
+        if how == "sorted":
+            self.order = torch.argsort(self.rows, stable=True)
+            first = torch.arange(n_rows + 1, device=rows.device, dtype=self.rows.dtype)
+            # (n_rows,) run lengths, 0 for rows not hit (searchsorted: no host sync)
+            self.lengths = torch.diff(torch.searchsorted(self.rows[self.order], first))
+        elif how != "atomic":
+            raise ValueError(f"RowSums: how must be atomic or sorted, not {how!r}")
+
+    def __call__(self, values: torch.Tensor) -> torch.Tensor:
+        """(n_rows, C) sums of ``values`` (R, C) by row (zero for rows not hit)."""
+        if self.order is None:
+            out = torch.zeros(
+                (self.n_rows, values.shape[1]), dtype=values.dtype, device=values.device
+            )
+            return out.index_add_(0, self.rows, values)
+        return torch.segment_reduce(
+            values[self.order], "sum", lengths=self.lengths, unsafe=True, initial=0.0
+        )
+
+
 def curvature_damping(
     rows: torch.Tensor,
     weights: torch.Tensor,
@@ -102,6 +136,7 @@ def curvature_damping(
     lr: torch.Tensor,
     n_rows: int,
     cap: float,
+    sums: RowSums | None = None,
 ) -> torch.Tensor:
     """Per-row factor (n_rows,) making a summed step of ``h`` updates move a row as far as
     ``h`` sequential SGD steps would.
@@ -114,22 +149,20 @@ def curvature_damping(
     ``(1 - (1 - lr c)^h) / (h lr c)``, with ``h`` the summed ``weights`` of the row's
     updates and ``c`` their weighted mean ``curv``: about 1 for rare rows, about
     1 / (h lr c) for rows hit thousands of times. ``cap`` > 0 also bounds ``h`` as in
-    :func:`row_damping`. Pure tensor ops (no host sync).
+    :func:`row_damping`. Pure tensor ops (no host sync). ``sums``: the grouping of
+    ``rows`` to reuse (:class:`RowSums`; default a new ``atomic`` one).
     """
+    sums = sums if sums is not None else RowSums(rows, n_rows)
     w = weights.reshape(-1).to(torch.float32)
-    # hits and curvature sums in one scatter (n_rows, 2)
-    acc = torch.zeros((n_rows, 2), dtype=torch.float32, device=rows.device)
-    acc.index_add_(0, rows.reshape(-1), torch.stack([w, w * curv.reshape(-1).float()], 1))
-    hits, csum = acc.unbind(1)
+    # hits and curvature sums in one pass (n_rows, 2)
+    hits, csum = sums(torch.stack([w, w * curv.reshape(-1).float()], 1)).unbind(1)
     factor = saturation_factor(hits, csum, lr)
     if cap > 0:
         factor = torch.minimum(factor, 1.0 / torch.clamp(hits / cap, min=1.0))
     return factor
 
 
-def _summed_steps(
-    rows: torch.Tensor, steps: torch.Tensor, n_rows: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+def _summed_steps(sums: RowSums, steps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Each row's summed step (n_rows, D) and 1 / its squared norm (n_rows,).
 
     With curvature damping the damped update of a row is its summed step times its
@@ -137,8 +170,7 @@ def _summed_steps(
     rows None) instead of scattering the B damped steps a second time: on CUDA that
     halves the atomic adds into hot rows, and the dense (n_rows, D) buffer exists anyway.
     """
-    delta = torch.zeros((n_rows, steps.shape[1]), dtype=steps.dtype, device=steps.device)
-    delta.index_add_(0, rows, steps)
+    delta = sums(steps)
     return delta, 1.0 / torch.clamp(delta.square().sum(1), min=1e-30)
 
 
@@ -162,6 +194,7 @@ def ns_shared_step(
     cap: float,
     precision: str,
     damping: str = "cap",
+    scatter: str = "atomic",
 ):
     """Negative sampling with negatives shared per block; pure (no in-place update).
 
@@ -175,7 +208,8 @@ def ns_shared_step(
     with ``damping`` ``curvature`` the tensors ``(vp, vn, vd, dp)`` the input side needs
     for its own curvature (else None).
     ``damping``: ``cap`` (:func:`row_damping`) or ``curvature``
-    (:func:`curvature_damping`, also capped when ``cap`` > 0).
+    (:func:`curvature_damping`, also capped when ``cap`` > 0); ``scatter``: how its row
+    sums are taken (:class:`RowSums`).
     """
     b, d = u.shape
     g_blocks, n = neg.shape
@@ -212,12 +246,13 @@ def ns_shared_step(
         dp = 0.25 * wt  # (B,)
         vd = sig_v - sig_v * torch.sigmoid(sn)  # valid sigma'(s_n) (G, Bb, N)
         steps = torch.cat([step_p, step_n])
-        delta, inv = _summed_steps(out_rows, steps, w_out.shape[0])
+        sums = RowSums(out_rows, w_out.shape[0], scatter)
+        delta, inv = _summed_steps(sums, steps)
         qp = (u * delta[tgt]).sum(1).square() * inv[tgt]  # (B,)
         qn = _bmm(u3, delta[neg].transpose(1, 2), low).square() * inv[neg][:, None, :]
         curv_n = (vd * qn).sum(1) / torch.clamp(vsum, min=1e-12)  # (G, N) block mean
         curv = torch.cat([dp * qp, curv_n.reshape(-1)])
-        damp = curvature_damping(out_rows, hit_w, curv, lr, w_out.shape[0], cap)  # (V,)
+        damp = curvature_damping(out_rows, hit_w, curv, lr, w_out.shape[0], cap, sums)
         out_rows, out_step = None, delta.mul_(damp[:, None])  # dense (V, D) update
         in_curv = (vp, vn, vd, dp)
     elif cap > 0:
@@ -242,6 +277,7 @@ def sg_shared_step(
     cap: float,
     precision: str,
     damping: str = "cap",
+    scatter: str = "atomic",
 ):
     """One skip-gram step with shared negatives, without the scatter (compilable).
 
@@ -251,17 +287,18 @@ def sg_shared_step(
     """
     u = w_in[ctx]  # (B, D)
     grad_u, out_rows, out_step, loss, in_curv = ns_shared_step(
-        u, w_out, tgt, neg, wt, lr, negative, cap, precision, damping
+        u, w_out, tgt, neg, wt, lr, negative, cap, precision, damping, scatter
     )
     if in_curv is not None:
         vp, vn, vd, dp = in_curv
         g_blocks, n, d = vn.shape
-        delta, inv = _summed_steps(ctx, grad_u, w_in.shape[0])
+        sums = RowSums(ctx, w_in.shape[0], scatter)
+        delta, inv = _summed_steps(sums, grad_u)
         di = delta[ctx]  # (B, D) the summed step of each example's input row
         qp = (vp * di).sum(1).square()  # (B,)
         qn = _bmm(di.view(g_blocks, -1, d), vn.transpose(1, 2), _mm_dtype(precision)).square()
         curv = (dp * qp + (vd * qn).sum(2).reshape(-1)) * inv[ctx]
-        damp = curvature_damping(ctx, wt, curv, lr, w_in.shape[0], cap)  # (V,)
+        damp = curvature_damping(ctx, wt, curv, lr, w_in.shape[0], cap, sums)  # (V,)
         return None, delta.mul_(damp[:, None]), out_rows, out_step, loss
     if cap > 0:
         grad_u = grad_u * row_damping(ctx, wt, w_in.shape[0], cap)[ctx][:, None]
@@ -337,7 +374,7 @@ class TorchTrainer:
                 self._sg_shared(
                     self.w_in, self.w_out, z, z, neg, torch.zeros(bsz, device=dev),
                     torch.zeros((), device=dev), cfg.negative, cfg.torch_dup_cap,
-                    cfg.torch_precision, cfg.torch_damping,
+                    cfg.torch_precision, cfg.torch_damping, cfg.torch_scatter,
                 )  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - e.g. no C++ compiler for inductor
             log.warning("torch.compile failed (%s): running the step eagerly", exc)
@@ -420,10 +457,12 @@ class TorchTrainer:
             # input side (_update_input): curvature of each example along directions d (B, D)
             self._in_curv = lambda d: (sp * torch.bmm(v, d[:, :, None]).squeeze(2).square()).sum(1)
             n_rows = self.w_out.shape[0]
-            delta, inv = _summed_steps(flat, steps, n_rows)
+            sums = RowSums(flat, n_rows, self.cfg.torch_scatter)
+            delta, inv = _summed_steps(sums, steps)
             q = torch.bmm(delta[ids], u[:, :, None]).squeeze(2).square() * inv[ids]  # (B, K)
             lr_t = torch.as_tensor(lr, dtype=u.dtype, device=u.device)
-            damp = curvature_damping(flat, valid, sp * q, lr_t, n_rows, self.cfg.torch_dup_cap)
+            cap = self.cfg.torch_dup_cap
+            damp = curvature_damping(flat, valid, sp * q, lr_t, n_rows, cap, sums)
             self.w_out.add_(delta.mul_(damp[:, None]))  # dense: see _summed_steps
             return grad_u, loss
         # hits weighted by valid: HS padding and skipped negatives are no updates
@@ -441,11 +480,13 @@ class TorchTrainer:
         if self.cfg.torch_damping == "curvature" and cur is not None:
             self._in_curv = None
             n_rows = self.w_in.shape[0]
-            delta, inv = _summed_steps(rows, grad_u, n_rows)
+            sums = RowSums(rows, n_rows, self.cfg.torch_scatter)
+            delta, inv = _summed_steps(sums, grad_u)
             curv = cur(delta[rows]) * inv[rows]  # (B,) along each row's unit step
             lr_t = torch.as_tensor(lr, dtype=grad_u.dtype, device=grad_u.device)
             ones = torch.ones_like(curv)
-            damp = curvature_damping(rows, ones, curv, lr_t, n_rows, self.cfg.torch_dup_cap)
+            cap = self.cfg.torch_dup_cap
+            damp = curvature_damping(rows, ones, curv, lr_t, n_rows, cap, sums)
             self.w_in.add_(delta.mul_(damp[:, None]))  # dense: see _summed_steps
             return
         damp = self._damp(rows, self.w_in.shape[0])
@@ -467,7 +508,7 @@ class TorchTrainer:
         lr_t = torch.as_tensor(lr, dtype=u.dtype, device=self.dev)
         grad_u, rows, step, loss, _ = ns_shared_step(
             u, self.w_out, tgt, neg, wt, lr_t, cfg.negative, cfg.torch_dup_cap,
-            cfg.torch_precision, cfg.torch_damping,
+            cfg.torch_precision, cfg.torch_damping, cfg.torch_scatter,
         )  # fmt: skip
         apply_step(self.w_out, rows, step)
         return grad_u[:b], loss
@@ -599,6 +640,7 @@ class TorchTrainer:
             in_rows, in_step, out_rows, out_step, lo = self._sg_shared(
                 self.w_in, self.w_out, ctx[s], tgt[s], neg_all[i], wt[s], lrs[i],
                 cfg.negative, cfg.torch_dup_cap, cfg.torch_precision, cfg.torch_damping,
+                cfg.torch_scatter,
             )  # fmt: skip
             apply_step(self.w_in, in_rows, in_step)
             apply_step(self.w_out, out_rows, out_step)

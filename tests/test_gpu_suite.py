@@ -78,7 +78,11 @@ def test_real_plan_covers_every_issue_and_fits_the_budget():
     assert gs.select("all,-bench", tasks) == [
         n for n in tasks if not n.startswith(("bench_", "profile_"))
     ]
-    assert gs.select("profile", tasks) == ["profile_sgns", "profile_hs"]
+    assert gs.select("profile", tasks) == [
+        "profile_sgns", "profile_hs", "bench_sgns_sorted", "bench_hs_sorted"
+    ]  # fmt: skip
+    argv = tasks["bench_hs_sorted"].argv
+    assert argv[argv.index("--torch-scatter") + 1] == "sorted" and "--no-gensim" in argv
     public = gs.select("public", tasks)
     assert public[0] == "prepare_public" and len(public) == 5
     for name in public[1:]:

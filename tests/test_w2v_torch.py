@@ -9,7 +9,7 @@ import torch
 from pipeline.config import from_mapping
 from pipeline.errors import ConfigError, TrainingDivergedError
 from pipeline.skipgram import SkipGramConfig, make_corpus, train_word2vec
-from pipeline.w2v_torch import TorchTrainer, curvature_damping, ns_shared_step
+from pipeline.w2v_torch import RowSums, TorchTrainer, curvature_damping, ns_shared_step
 from tests.test_skipgram import GROUPS, IDS, VOCAB, cfg, twins_found
 
 SHARED = dict(
@@ -109,6 +109,36 @@ def test_shared_step_matches_autograd_of_its_loss():
     torch.testing.assert_close(grad_u, -uu.grad, rtol=1e-5, atol=1e-6)  # SGD step = -grad
     dense = torch.zeros_like(w_out).index_add_(0, rows, step)
     torch.testing.assert_close(dense, -ww.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_row_sums_sorted_equal_atomic_and_cover_rows_not_hit():
+    g = torch.Generator().manual_seed(0)
+    rows = torch.randint(0, 7, (50,), generator=g) * 2  # odd rows (and 14..19) never hit
+    vals = torch.randn(50, 3, generator=g)
+    atomic = RowSums(rows, 20)(vals)
+    sorted_ = RowSums(rows, 20, "sorted")(vals)
+    # a stable sort keeps each row's summation order: the same float sums
+    assert torch.equal(atomic, sorted_)
+    assert torch.equal(sorted_[1::2], torch.zeros(10, 3)) and sorted_[0].abs().sum() > 0
+    with pytest.raises(ValueError, match="atomic or sorted"):
+        RowSums(rows, 20, "radix")
+
+
+@pytest.mark.parametrize("kind", ["shared", "hs"])
+def test_sorted_scatter_trains_bit_identical_vectors_on_cpu(monkeypatch, kind):
+    # the sorted segment sums exist for CUDA (no atomics into hot rows, deterministic);
+    # on CPU they must change nothing
+    kw = dict(SHARED, torch_batch_pairs=4096)
+    if kind == "hs":
+        kw = dict(backend="torch", output="hs", torch_damping="curvature", torch_dup_cap=0.0)
+    a = train_word2vec(IDS, VOCAB, cfg(**kw), progress=False)
+    calls = []
+    real = torch.segment_reduce
+    monkeypatch.setattr(torch, "segment_reduce", lambda *x, **k: calls.append(1) or real(*x, **k))
+    b = train_word2vec(IDS, VOCAB, cfg(**kw, torch_scatter="sorted"), progress=False)
+    assert calls  # the sorted sums did run
+    np.testing.assert_array_equal(a.vectors, b.vectors)
+    assert twins_found(b.vectors) >= GROUPS - 1
 
 
 def test_curvature_damping_equals_sequential_steps_on_a_quadratic():
