@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -93,6 +94,67 @@ def saturation_factor(hits: torch.Tensor, csum: torch.Tensor, lr) -> torch.Tenso
     h = torch.clamp(hits, min=1e-6)
     x = torch.clamp(lr * csum / h, min=1e-12, max=1.0)  # lr c per row
     return torch.clamp(-torch.expm1(h * torch.log1p(-x)) / (h * x), max=1.0)
+
+
+# hs_pieces: the reads of a piece's own row (its input vector, its summed gradient) in
+# node reads; on CPU the HS step time is flat for 1-3 (sotu, 32768 pairs: 0.55-0.61 s
+# against 0.78 s for whole paths)
+ROW_COST = 2.0
+
+
+@dataclass(frozen=True)
+class HsPieces:
+    """Huffman paths cut into pieces of ``width`` nodes, for batched HS.
+
+    A (B, L) batch of whole paths is padded to the longest code L, but frequent words
+    have short codes (sotu: L = 19, count-weighted mean 9.4), so about half of it is
+    padding, gathered, multiplied and scattered like the rest. Each path is cut into
+    ``ceil(len / width)`` pieces instead, and a batch is a (R, width) block of the
+    pieces of its targets (R >= B rows, each with its example's input vector).
+
+    ``points``, ``labels`` (1 - code bit), ``mask`` (1 on the path): (P, width), P
+    pieces of all words; word w's pieces are ``first[w] .. first[w] + count[w] - 1``
+    (``count`` 0 for words without a code).
+    """
+
+    width: int
+    points: np.ndarray
+    labels: np.ndarray
+    mask: np.ndarray
+    first: np.ndarray
+    count: np.ndarray
+
+
+def hs_pieces(
+    points: np.ndarray, codes: np.ndarray, lengths: np.ndarray, weights: np.ndarray
+) -> HsPieces:
+    """Cut the Huffman paths (``points``, ``codes`` (V, L), ``lengths`` (V,)) into pieces
+    of the width that minimises the expected row reads per target: ``(width +
+    ROW_COST) ceil(len / width)`` (the padded nodes plus the piece's own rows), targets
+    weighted by ``weights`` (V,) (the word counts). sotu: width 7, 1.74 pieces and 12.2
+    padded nodes per target against 19 for whole paths."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    w = np.asarray(weights, dtype=np.float64) * (lengths > 0)
+    w = w / max(w.sum(), 1e-300)
+    longest = max(int(lengths.max(initial=0)), 1)
+    widths = np.arange(1, longest + 1)
+    cost = [(w * np.ceil(lengths / k) * (k + ROW_COST)).sum() for k in widths]
+    width = int(widths[int(np.argmin(cost))])
+    count = -(-lengths // width)  # (V,)
+    first = np.cumsum(count) - count
+    word = np.repeat(np.arange(lengths.shape[0]), count)  # (P,) the word of each piece
+    start = (np.arange(word.shape[0]) - first[word]) * width  # (P,) first node index
+    col = start[:, None] + np.arange(width)[None, :]  # (P, width) node positions
+    mask = col < lengths[word][:, None]
+    col = np.minimum(col, points.shape[1] - 1)
+    return HsPieces(
+        width=width,
+        points=np.where(mask, points[word[:, None], col], 0).astype(np.int64),
+        labels=np.where(mask, 1.0 - codes[word[:, None], col], 0.0).astype(np.float32),
+        mask=mask.astype(np.float32),
+        first=first.astype(np.int64),
+        count=count.astype(np.int64),
+    )
 
 
 class RowSums:
@@ -341,12 +403,11 @@ class TorchTrainer:
             from pipeline.skipgram import huffman_tree  # word2vec's tie order, as on CPU
 
             tree = huffman_tree(corpus)
-            self.points = torch.as_tensor(tree.points.astype(np.int64), device=dev)  # (V, L)
-            self.labels = 1.0 - torch.as_tensor(tree.codes, device=dev).float()  # (V, L)
-            ln = torch.as_tensor(tree.lengths, device=dev)
-            self.mask = (
-                torch.arange(tree.codes.shape[1], device=dev)[None, :] < ln[:, None]
-            ).float()
+            pieces = hs_pieces(tree.points, tree.codes, tree.lengths, corpus.counts)
+            self.pieces = {
+                k: torch.as_tensor(getattr(pieces, k), device=dev)
+                for k in ("points", "labels", "mask", "first", "count")
+            }  # (P, width) x 3, (V,) x 2
         self._spread: torch.Tensor | None = None  # see _spread_rows
         self._sg_shared = sg_shared_step
         self._compiled = False
@@ -415,15 +476,27 @@ class TorchTrainer:
         # positives use the bound sigma' <= 1/4 (see ns_shared_step), negatives sigma'(s)
         return self._logistic(u, ids, valid, label, lr, label > 0)
 
-    def _hs(self, u, tgt, lr, gen):
-        m = self.mask[tgt]  # (B, L) 1 on the path, 0 on the padding after it
-        # inner nodes on the path to tgt; the padding (zero steps) points at rows spread
-        # by position, not at row 0: on CUDA every padded term is an atomic add, and
-        # hundreds of thousands per step on one row serialize (frequent words have short
-        # codes, so most of a (B, L) batch is padding)
-        p = torch.where(m > 0, self.points[tgt], self._spread_rows(*m.shape))
+    def _hs(self, u, tgt, lr, gen, n_rows: int | None = None):
+        """HS over the path pieces of ``tgt`` (B,) (see :class:`HsPieces`); ``n_rows`` the
+        number of pieces if known (else one host sync)."""
+        pc = self.pieces
+        count = pc["count"][tgt]  # (B,)
+        if n_rows is None:
+            n_rows = int(count.sum())
+        b = tgt.shape[0]
+        row_of = torch.repeat_interleave(
+            torch.arange(b, device=self.dev), count, output_size=n_rows
+        )  # (R,) the example of each piece
+        first_row = torch.cumsum(count, 0) - count  # (B,)
+        rank = torch.arange(n_rows, device=self.dev) - first_row[row_of]  # piece in its path
+        piece = pc["first"][tgt][row_of] + rank  # (R,)
+        m = pc["mask"][piece]  # (R, width) 1 on the path, 0 on the padding after it
+        # the padding (zero steps) points at rows spread by position, not at row 0: on
+        # CUDA every padded term is an atomic add, and hundreds of thousands per step on
+        # one row serialize
+        p = torch.where(m > 0, pc["points"][piece], self._spread_rows(*m.shape))
         # every node of the path is a target (its code bit), as the NS positive: bound 1/4
-        return self._logistic(u, p, m, self.labels[tgt], lr, None)
+        return self._logistic(u, p, m, pc["labels"][piece], lr, None, row_of)
 
     def _spread_rows(self, b: int, length: int) -> torch.Tensor:
         """(b, length) output rows 0, 1, 2, ... (mod the row count) by position."""
@@ -432,34 +505,50 @@ class TorchTrainer:
             self._spread = torch.arange(n, device=self.dev) % self.w_out.shape[0]
         return self._spread[:n].view(b, length)
 
-    def _logistic(self, u, ids, valid, label, lr, bound):
-        """Independent logistic terms (NS pairs, HS paths): rows ``ids`` (B, K) of w_out,
-        term weights ``valid`` (B, K), targets ``label`` (B, K). Updates w_out in place
-        (damped per ``torch_damping``); returns (grad of u (B, D), loss).
+    def _logistic(self, u, ids, valid, label, lr, bound, row_of=None):
+        """Independent logistic terms (NS pairs, HS path pieces): rows ``ids`` (R, K) of
+        w_out, term weights ``valid`` (R, K), targets ``label`` (R, K); row r scores input
+        ``u[row_of[r]]`` (``row_of`` None: R = B, row r is example r). Updates w_out in
+        place (damped per ``torch_damping``); returns (grad of u (B, D), loss).
 
         ``bound`` (B, K) bool: terms whose curvature is taken as its bound 1/4 instead of
         sigma'(s) (None: all of them). Rows hit by many terms in one step (NS: frequent
         targets; HS: the nodes near the root, on every path) get their summed step
         damped; without it, 32768-pair HS steps diverge in the first epoch.
         """
-        v = self.w_out[ids]  # (B, K, D)
-        s = torch.bmm(v, u[:, :, None]).squeeze(2)  # (B, K)
+
+        def per_example(x: torch.Tensor) -> torch.Tensor:
+            """Sums of per-row values (R, ...) by example (B, ...)."""
+            if row_of is None:
+                return x
+            return torch.zeros((u.shape[0], *x.shape[1:]), dtype=x.dtype, device=x.device
+                               ).index_add_(0, row_of, x)  # fmt: skip
+
+        ur = u if row_of is None else u[row_of]  # (R, D)
+        v = self.w_out[ids]  # (R, K, D)
+        s = torch.bmm(v, ur[:, :, None]).squeeze(2)  # (R, K)
         loss = -(F.logsigmoid(torch.where(label > 0, s, -s)) * valid).sum()
         sig = torch.sigmoid(s)
-        g = (label - sig) * valid * lr  # (B, K)
-        grad_u = torch.bmm(g[:, None, :], v).squeeze(1)  # (B, D)
+        g = (label - sig) * valid * lr  # (R, K)
+        grad_u = per_example(torch.bmm(g[:, None, :], v).squeeze(1))  # (B, D)
         flat = ids.reshape(-1)
-        steps = (g[:, :, None] * u[:, None, :]).reshape(-1, u.shape[1])  # (B K, D)
+        steps = (g[:, :, None] * ur[:, None, :]).reshape(-1, u.shape[1])  # (R K, D)
         if self.cfg.torch_damping == "curvature":
             sp = sig * (1.0 - sig)
             sp = torch.full_like(sp, 0.25) if bound is None else torch.where(bound, 0.25, sp)
-            sp = sp * valid  # (B, K) curvature of each term along unit directions
-            # input side (_update_input): curvature of each example along directions d (B, D)
-            self._in_curv = lambda d: (sp * torch.bmm(v, d[:, :, None]).squeeze(2).square()).sum(1)
+            sp = sp * valid  # (R, K) curvature of each term along unit directions
+
+            def in_curv(d: torch.Tensor) -> torch.Tensor:
+                """(B,) curvature of each example along directions ``d`` (B, D) (the input
+                side, :meth:`_update_input`)."""
+                dr = d if row_of is None else d[row_of]
+                return per_example((sp * torch.bmm(v, dr[:, :, None]).squeeze(2).square()).sum(1))
+
+            self._in_curv = in_curv
             n_rows = self.w_out.shape[0]
             sums = RowSums(flat, n_rows, self.cfg.torch_scatter)
             delta, inv = _summed_steps(sums, steps)
-            q = torch.bmm(delta[ids], u[:, :, None]).squeeze(2).square() * inv[ids]  # (B, K)
+            q = torch.bmm(delta[ids], ur[:, :, None]).squeeze(2).square() * inv[ids]  # (R, K)
             lr_t = torch.as_tensor(lr, dtype=u.dtype, device=u.device)
             cap = self.cfg.torch_dup_cap
             damp = curvature_damping(flat, valid, sp * q, lr_t, n_rows, cap, sums)
@@ -553,6 +642,28 @@ class TorchTrainer:
         return {"ns": self._ns, "hs": self._hs, "softmax": self._softmax}[self.cfg.output](
             u, tgt, lr, gen
         )
+
+    def _sg_chunk_pairs(self, ctx, tgt, epoch, a, z, gen, loss_sum, bsz) -> None:
+        """All batches of one chunk, one ``_step`` per ``bsz`` pairs (pair NS, HS,
+        softmax). For HS the piece count of every batch is read in one host sync per
+        chunk, not one per step."""
+        m = ctx.shape[0]
+        starts = range(0, m, bsz)
+        rows: list[int | None] = [None] * len(starts)
+        if self.cfg.output == "hs" and m:
+            ends = torch.cumsum(self.pieces["count"][tgt], 0)  # (m,) pieces up to a pair
+            last = torch.tensor([min(s + bsz, m) - 1 for s in starts], device=self.dev)
+            rows = torch.diff(ends[last], prepend=ends.new_zeros(1)).tolist()
+        for s, n_rows in zip(starts, rows, strict=True):
+            lr = self._lr(epoch, a, z, s / max(m, 1))
+            cb, tb = ctx[s : s + bsz], tgt[s : s + bsz]
+            u = self.w_in[cb]
+            if n_rows is None:
+                grad_u, lo = self._step(u, tb, lr, gen)
+            else:
+                grad_u, lo = self._hs(u, tb, lr, gen, n_rows)
+            self._update_input(cb, grad_u, lr)
+            loss_sum += lo.double()
 
     def _batch_size(self) -> int:
         b = self.cfg.torch_batch_pairs
@@ -671,12 +782,7 @@ class TorchTrainer:
                 if self.shared:
                     self._sg_chunk_shared(ctx, tgt, epoch, a, z, gen, loss_sum)
                 else:
-                    for s in range(0, m, bsz):
-                        lr = self._lr(epoch, a, z, s / max(m, 1))
-                        cb, tb = ctx[s : s + bsz], tgt[s : s + bsz]
-                        grad_u, lo = self._step(self.w_in[cb], tb, lr, gen)
-                        self._update_input(cb, grad_u, lr)
-                        loss_sum += lo.double()
+                    self._sg_chunk_pairs(ctx, tgt, epoch, a, z, gen, loss_sum, bsz)
                 updates += m
             else:
                 updates += self._cbow_chunk(w, sid, reach, epoch, a, z, gen, loss_sum, bsz)

@@ -8,8 +8,16 @@ import torch
 
 from pipeline.config import from_mapping
 from pipeline.errors import ConfigError, TrainingDivergedError
-from pipeline.skipgram import SkipGramConfig, make_corpus, train_word2vec
-from pipeline.w2v_torch import RowSums, TorchTrainer, curvature_damping, ns_shared_step
+from pipeline.huffman import build_huffman
+from pipeline.skipgram import SkipGramConfig, huffman_tree, make_corpus, train_word2vec
+from pipeline.w2v_torch import (
+    ROW_COST,
+    RowSums,
+    TorchTrainer,
+    curvature_damping,
+    hs_pieces,
+    ns_shared_step,
+)
 from tests.test_skipgram import GROUPS, IDS, VOCAB, cfg, twins_found
 
 SHARED = dict(
@@ -328,11 +336,65 @@ def test_hs_and_softmax_big_batches_need_and_get_curvature_damping(output):
     assert blown > 3 * ref.loss_per_epoch[-1]
 
 
+def test_hs_pieces_reassemble_every_path_at_the_cheapest_width():
+    rng = np.random.default_rng(3)
+    counts = (rng.pareto(1.0, 300) * 10).astype(np.int64) + 1
+    counts[:5] = 0  # no code, no pieces
+    tree = build_huffman(counts)
+    pc = hs_pieces(tree.points, tree.codes, tree.lengths, counts)
+    for w in range(counts.shape[0]):
+        rows = range(pc.first[w], pc.first[w] + pc.count[w])
+        on = [pc.mask[r] > 0 for r in rows]
+        assert [
+            int(x) for r, m in zip(rows, on, strict=True) for x in pc.points[r][m]
+        ] == tree.path(w)
+        assert [
+            1 - int(x) for r, m in zip(rows, on, strict=True) for x in pc.labels[r][m]
+        ] == tree.code(w)
+        assert all(m.any() for m in on)  # no empty piece
+    assert (pc.count[:5] == 0).all() and pc.width < tree.lengths.max()
+
+    def cost(k):
+        return (counts * np.ceil(tree.lengths / k) * (k + ROW_COST)).sum()
+
+    assert cost(pc.width) == min(cost(k) for k in range(1, tree.lengths.max() + 1))
+
+
+def _hs_trainer(corpus, v, d, w_out0, cap):
+    c = SkipGramConfig(dim=d, device="cpu", backend="torch", output="hs",
+                       torch_damping="cap", torch_dup_cap=cap)  # fmt: skip
+    return TorchTrainer(corpus, c, {"syn0": np.zeros((v, d), np.float32),
+                                    "syn1": w_out0.copy()}, "cpu")  # fmt: skip
+
+
+def test_hs_pieces_step_equals_the_sum_over_whole_paths():
+    # a batch of frequent and rare targets (one to several pieces each), no damping: the
+    # step is word2vec's HS gradient summed over the batch, computed here in float64
+    rng = np.random.default_rng(1)
+    v, d, b, lr = 60, 8, 50, 0.025
+    _, corpus = _zipf_corpus(rng, v)
+    w_out0 = (rng.standard_normal((v, d)) * 0.3).astype(np.float32)
+    u = (rng.standard_normal((b, d)) * 0.5).astype(np.float32)
+    tgt = rng.integers(3, v, b)
+    tr = _hs_trainer(corpus, v, d, w_out0, 0.0)
+    assert tr.pieces["count"][torch.as_tensor(tgt)].max() > 1  # some paths are cut
+    grad_u, _ = tr._hs(torch.as_tensor(u), torch.as_tensor(tgt), lr, None)
+    tree = huffman_tree(corpus)
+    ref_w, ref_g = w_out0.astype(np.float64), np.zeros((b, d))
+    for i, t in enumerate(tgt):
+        for node, bit in zip(tree.path(t), tree.code(t), strict=True):
+            g = lr * ((1 - bit) - 1 / (1 + np.exp(-u[i] @ w_out0[node])))
+            ref_g[i] += g * w_out0[node]
+            ref_w[node] += g * u[i]
+    np.testing.assert_allclose(grad_u.numpy(), ref_g, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(tr.w_out.numpy(), ref_w, rtol=1e-4, atol=1e-6)
+
+
 def test_hs_padding_is_spread_and_carries_no_update():
-    # A (B, L) batch of HS paths is mostly padding for frequent (short-code) words. Padded
-    # terms used to all point at row 0, a real inner node: on CUDA hundreds of thousands
-    # of (zero) atomic adds per step on one row, and with the fixed cap phantom hits
-    # that damped that node. Now they point at rows spread by position and weigh 0.
+    # A padded batch of HS path pieces: padded terms used to all point at row 0, a real
+    # inner node: on CUDA hundreds of thousands of (zero) atomic adds per step on one
+    # row, and with the fixed cap phantom hits that damped that node. Now they point at
+    # rows spread by position and weigh 0.
     rng = np.random.default_rng(0)
     v, d, b = 60, 8, 40
     words, corpus = _zipf_corpus(rng, v)
@@ -340,23 +402,20 @@ def test_hs_padding_is_spread_and_carries_no_update():
     u = torch.as_tensor((rng.standard_normal((b, d)) * 0.5).astype(np.float32))
     top = int(np.argmax(np.bincount(words)))
     tgt = torch.full((b,), top)  # the most frequent word: the shortest code
+    path = huffman_tree(corpus).path(top)
     changes = []
     for cap in (0.0, 2.0):
-        c = SkipGramConfig(dim=d, device="cpu", backend="torch", output="hs",
-                           torch_damping="cap", torch_dup_cap=cap)  # fmt: skip
-        tr = TorchTrainer(corpus, c, {"syn0": np.zeros((v, d), np.float32),
-                                      "syn1": w_out0.copy()}, "cpu")  # fmt: skip
-        path = tr.points[top][tr.mask[top] > 0].tolist()
-        assert len(path) < tr.points.shape[1]  # there is padding
+        tr = _hs_trainer(corpus, v, d, w_out0, cap)
+        pc = tr.pieces
+        rows = pc["first"][tgt] + torch.arange(int(pc["count"][top])).repeat(b)
+        assert (pc["mask"][rows] == 0).any()  # there is padding
         tr._hs(u, tgt, 0.025, None)
         changed = np.flatnonzero(np.abs(tr.w_out.numpy() - w_out0).sum(1))
         assert sorted(changed.tolist()) == sorted(path)  # padding moved no row
         changes.append(tr.w_out.numpy() - w_out0)
-        spread = torch.where(
-            tr.mask[tgt] > 0, tr.points[tgt], tr._spread_rows(b, tr.points.shape[1])
-        )
-        pad = spread[tr.mask[tgt] == 0]
-        # no row gets more padded terms than its share of all B L positions
+        spread = tr._spread_rows(*pc["mask"][rows].shape)
+        pad = spread[pc["mask"][rows] == 0]
+        # no row gets more padded terms than its share of all positions
         assert torch.bincount(pad).max() <= -(-spread.numel() // tr.w_out.shape[0])
     # with a cap of 2 hits, the b updates of each path node are scaled to 2 / b of their
     # sum: padding does not count as hits
