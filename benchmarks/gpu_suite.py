@@ -17,8 +17,9 @@ limit still returns what it measured. See docs/GPU.md for the device calls.
 
 Task groups: emb (prepare, cooccur, glove, evaluate, skipgram, the three benchmarks,
 sentiment), seq (ner, lm_word, lm_char), public (the bigger corpus and SGNS, HS, CBOW and
-full softmax on it), all; profile (torch.profiler tables) only on request. Missing inputs of a chosen task (e.g. the
-prepared corpora on a fresh machine) are produced first by their own tasks.
+full softmax on it), all; profile (torch.profiler tables, sorted-row-sum A/B) only on
+request. Missing inputs of a chosen task (e.g. the prepared corpora on a fresh machine)
+are produced first by their own tasks.
 """
 
 from __future__ import annotations
