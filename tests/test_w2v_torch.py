@@ -418,7 +418,8 @@ def test_hs_padding_is_spread_and_carries_no_update():
     for cap in (0.0, 2.0):
         tr = _hs_trainer(corpus, v, d, w_out0, cap)
         pc = tr.pieces
-        rows = pc["first"][tgt] + torch.arange(int(pc["count"][top])).repeat(b)
+        n = int(pc["count"][top])  # the pieces of the batch, as _hs lays them out
+        rows = (pc["first"][tgt][:, None] + torch.arange(n)[None, :]).reshape(-1)
         assert (pc["mask"][rows] == 0).any()  # there is padding
         tr._hs(u, tgt, 0.025, None)
         changed = np.flatnonzero(np.abs(tr.w_out.numpy() - w_out0).sum(1))
