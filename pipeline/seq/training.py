@@ -194,17 +194,25 @@ def load_state_dict(path: str | os.PathLike, prefix: str = "model.") -> dict[str
     """
     from pipeline.errors import DataError
 
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: checkpoint not found")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is a data error here
-        raise DataError(f"{path}: cannot read checkpoint ({exc})") from exc
+    ckpt = _read_checkpoint(path)
     state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
         raise DataError(f"{path}: no state_dict in checkpoint")
     return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def _read_checkpoint(path: str | os.PathLike):
+    """``torch.load`` of a checkpoint with ``weights_only=True`` (never unpickles code);
+    a missing or unreadable file is a :class:`~pipeline.errors.DataError` naming it."""
+    from pipeline.errors import DataError
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: checkpoint not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is a data error here
+        raise DataError(f"{path}: cannot read checkpoint ({exc})") from exc
 
 
 def export_weights(checkpoint: str | os.PathLike, dest: str | os.PathLike) -> None:
@@ -217,10 +225,7 @@ def export_weights(checkpoint: str | os.PathLike, dest: str | os.PathLike) -> No
     """
     from pipeline.errors import DataError
 
-    try:
-        ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is a data error here
-        raise DataError(f"{checkpoint}: cannot read checkpoint ({exc})") from exc
+    ckpt = _read_checkpoint(checkpoint)
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
         raise DataError(f"{checkpoint}: no state_dict in checkpoint")
     torch.save({"state_dict": ckpt["state_dict"]}, dest)
