@@ -16,13 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
-import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from pipeline.core.memory import process_peak_mb
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -32,7 +33,7 @@ GLOVE_C = {"corpus": "sotu", "tokens": 2.0e6, "seconds": 2.2, "peak_rss_mb": 377
 
 
 def _count(ids_path: str, vocab_size: int, out: str, window: int, memory_mb: float, q) -> None:
-    from pipeline.cooccur import count_cooccurrences
+    from pipeline.glove.cooccur import count_cooccurrences
 
     # load the cached numba kernels first: the timing below is the counting only
     count_cooccurrences(np.array([3, 4, 2, 3], np.int32), 5, out, window=2)
@@ -53,7 +54,7 @@ def _count(ids_path: str, vocab_size: int, out: str, window: int, memory_mb: flo
             "count_seconds": stats.extra["count_seconds"],
             "finish_seconds": stats.extra["finish_seconds"],
             "tokens_per_second": stats.tokens / seconds,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_rss_mb": process_peak_mb(),
             "output_mb": Path(out).stat().st_size / 2**20,
         }
     )
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tmp", default=None, help="folder for the generated corpus")
     args = parser.parse_args(argv)
 
-    from pipeline.vocab import Vocabulary
+    from pipeline.data.vocab import Vocabulary
 
     report: dict = {"reference_glove_c": GLOVE_C}
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:

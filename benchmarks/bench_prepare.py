@@ -82,9 +82,9 @@ def generate(path: Path, tokens: int, vocab: int, exponent: float, seed: int) ->
 
 def worker(corpus_dir: Path, out_dir: Path, min_count: int) -> None:
     """Child process: prepare the corpus; print the result as JSON."""
-    from pipeline.corpora import open_corpus
-    from pipeline.encode import EncodeSettings, prepare_corpus
-    from pipeline.text import NormalizeConfig
+    from pipeline.data.corpora import open_corpus
+    from pipeline.data.encode import EncodeSettings, prepare_corpus
+    from pipeline.data.text import NormalizeConfig
 
     corpus = open_corpus("text", corpus_dir, files="*.txt")
     settings = EncodeSettings(

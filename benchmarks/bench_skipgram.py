@@ -2,7 +2,7 @@
 
 Trains both with the same hyperparameters (gensim with ``workers`` = the number of cores),
 each in its own subprocess (so peak memory is per trainer), evaluates both with
-``pipeline.evaluation.evaluate_embeddings`` and prints one JSON object: throughput
+``pipeline.evaluation.intrinsic.evaluate_embeddings`` and prints one JSON object: throughput
 (effective words/s after subsampling, raw words/s), training and wall seconds, peak RSS,
 scores, and ratios ours / gensim.
 
@@ -11,7 +11,7 @@ scores, and ratios ours / gensim.
     python benchmarks/bench_skipgram.py --backend torch --torch-negatives shared \
         --torch-batch-pairs 262144 --torch-damping curvature --epochs 1   # torch path on CPU
 
-The torch path's settings (``--torch-*``, see ``pipeline.skipgram.SkipGramConfig``) are
+The torch path's settings (``--torch-*``, see ``pipeline.word2vec.train.SkipGramConfig``) are
 taken from ``--torch-conf`` (default ``auto``: ``conf/skipgram/gpu.yaml`` when the torch
 path runs on CUDA, else the library defaults); each ``--torch-*`` flag given overrides it.
 ``pair_updates_per_sec`` counts (input, target) examples per second (each with k
@@ -25,12 +25,13 @@ import contextlib
 import json
 import multiprocessing as mp
 import os
-import resource
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from pipeline.core.memory import process_peak_mb
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -48,8 +49,8 @@ SCORES = ("analogy_total", "analogy_semantic", "analogy_syntactic", "ws353", "si
 
 
 def _load_ids(corpus: Path, repeat: int) -> tuple[np.ndarray, list[str]]:
-    from pipeline.atomic import load_npy
-    from pipeline.vocab import Vocabulary
+    from pipeline.core.atomic import load_npy
+    from pipeline.data.vocab import Vocabulary
 
     ids = load_npy(corpus / "train.npy")
     vocab = Vocabulary.load_tsv(corpus / "vocab.tsv")
@@ -61,8 +62,8 @@ def _load_ids(corpus: Path, repeat: int) -> tuple[np.ndarray, list[str]]:
 def _evaluate(words, vectors, bench_dir: str) -> dict:
     if not Path(bench_dir).is_dir():
         return {}
-    from pipeline.embeddings import Embeddings
-    from pipeline.evaluation import EvaluationSettings, evaluate_embeddings
+    from pipeline.embeddings.vectors import Embeddings
+    from pipeline.evaluation.intrinsic import EvaluationSettings, evaluate_embeddings
 
     emb = Embeddings(words, vectors)
     m = evaluate_embeddings(emb, bench_dir, EvaluationSettings(msr_file=None))
@@ -70,7 +71,7 @@ def _evaluate(words, vectors, bench_dir: str) -> dict:
 
 
 def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return process_peak_mb()
 
 
 @contextlib.contextmanager
@@ -104,7 +105,7 @@ def _write_profile(prof, path: Path) -> None:
 
 
 def run_ours(args: dict) -> dict:
-    from pipeline.skipgram import SkipGramConfig, train_word2vec
+    from pipeline.word2vec.train import SkipGramConfig, train_word2vec
 
     t0 = time.perf_counter()
     ids, words = _load_ids(Path(args["corpus"]), args["repeat"])
@@ -156,7 +157,7 @@ def run_gensim(args: dict) -> dict:
     arch, out = MODELS[args["model"]]
     if out == "softmax":
         return {"skipped": "gensim has no full softmax"}
-    from pipeline.skipgram import SkipGramConfig
+    from pipeline.word2vec.train import SkipGramConfig
 
     # the same lr schedule as ours (word2vec C: 0.025 sg / 0.05 cbow, down to 1e-4 x lr)
     ref = SkipGramConfig(architecture=arch, lr=args["lr"])

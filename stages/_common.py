@@ -27,11 +27,11 @@ from typing import Any, TypeVar
 
 import yaml
 
-from pipeline.atomic import write_json
-from pipeline.config import from_mapping, to_flat_dict
-from pipeline.errors import ConfigError, PipelineError
-from pipeline.tracking import Tracker
-from pipeline.tracking import stage_run as _stage_run
+from pipeline.core.atomic import write_json
+from pipeline.core.config import from_mapping, to_flat_dict
+from pipeline.core.errors import ConfigError, PipelineError
+from pipeline.core.tracking import Tracker
+from pipeline.core.tracking import stage_run as _stage_run
 
 T = TypeVar("T")
 

@@ -10,8 +10,9 @@ import argparse
 import time
 from pathlib import Path
 
-from pipeline.cooccur import CooccurConfig, PeakRSS, count_cooccurrences
-from pipeline.vocab import Vocabulary
+from pipeline.core.memory import PeakRSS
+from pipeline.data.vocab import Vocabulary
+from pipeline.glove.cooccur import CooccurConfig, count_cooccurrences
 from stages._common import load_params, section, stage_main, stage_run, write_metrics
 
 PROCESSED = Path("data/processed")

@@ -16,10 +16,9 @@ import json
 import time
 from pathlib import Path
 
-from pipeline.atomic import atomic_dir
-from pipeline.bias_metrics import before_after, bias_summary, parse_weat_tests, render_report
-from pipeline.bias_plot import plot_debias
-from pipeline.debias import (
+from pipeline.core.atomic import atomic_dir
+from pipeline.core.errors import ConfigError, DataError
+from pipeline.debias.hard import (
     DebiasConfig,
     bias_direction,
     debias_record,
@@ -27,8 +26,9 @@ from pipeline.debias import (
     load_axis,
     use_lowercase,
 )
-from pipeline.embeddings import Embeddings
-from pipeline.errors import ConfigError, DataError
+from pipeline.debias.metrics import before_after, bias_summary, parse_weat_tests, render_report
+from pipeline.debias.plot import plot_debias
+from pipeline.embeddings.vectors import Embeddings
 from stages._common import load_params, section, stage_main, stage_run, write_metrics
 
 EMBEDDINGS_DIR = Path("data/processed/embeddings")
@@ -56,7 +56,7 @@ def _evaluator(params: dict, cfg: DebiasConfig):
     """emb -> scalar evaluate scores, with the `evaluate` section's settings (or None)."""
     if not cfg.evaluate:
         return None
-    from pipeline.evaluation import EvaluateConfig, evaluate_embeddings
+    from pipeline.evaluation.intrinsic import EvaluateConfig, evaluate_embeddings
 
     ev = section(params, "evaluate", EvaluateConfig)
     # Only what the debias metrics report: the headline analogy method, no MSR.

@@ -16,16 +16,16 @@ import re
 import time
 from pathlib import Path
 
-from pipeline.atomic import atomic_open
-from pipeline.embeddings import Embeddings
-from pipeline.errors import ConfigError
-from pipeline.evaluation import (
+from pipeline.core.atomic import atomic_open
+from pipeline.core.errors import ConfigError
+from pipeline.embeddings.vectors import Embeddings
+from pipeline.evaluation.intrinsic import (
     EvaluateConfig,
     analogy_section_rows,
     evaluate_embeddings,
     neighbours_report,
 )
-from pipeline.tsne_plot import tsne_plot
+from pipeline.evaluation.tsne_plot import tsne_plot
 from stages._common import load_params, section, stage_main, stage_run, write_metrics
 
 EMBEDDINGS = Path("data/processed/embeddings")

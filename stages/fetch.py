@@ -13,8 +13,8 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
-from pipeline.errors import ConfigError
-from pipeline.fetch import MANIFEST, cache_dir, fetch_dataset, manifest_summary, parse_spec
+from pipeline.core.errors import ConfigError
+from pipeline.data.fetch import MANIFEST, cache_dir, fetch_dataset, manifest_summary, parse_spec
 from stages._common import Timer, load_params, lookup, stage_main, stage_run, write_metrics
 
 RAW_DIR = Path("data/raw")

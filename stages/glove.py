@@ -12,12 +12,12 @@ import argparse
 import time
 from pathlib import Path
 
-from pipeline.atomic import atomic_dir
-from pipeline.cooccur import load_cooccur
-from pipeline.embeddings import Embeddings
-from pipeline.errors import DataError
-from pipeline.glove import GloveConfig, train_glove
-from pipeline.vocab import Vocabulary
+from pipeline.core.atomic import atomic_dir
+from pipeline.core.errors import DataError
+from pipeline.data.vocab import Vocabulary
+from pipeline.embeddings.vectors import Embeddings
+from pipeline.glove.cooccur import load_cooccur
+from pipeline.glove.train import GloveConfig, train_glove
 from stages._common import load_params, lookup, section, stage_main, stage_run, write_metrics
 
 PROCESSED = Path("data/processed")

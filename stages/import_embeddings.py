@@ -16,9 +16,9 @@ import re
 import time
 from pathlib import Path
 
-from pipeline.atomic import atomic_dir
-from pipeline.errors import ConfigError
-from pipeline.pretrained import PretrainedConfig, import_pretrained
+from pipeline.core.atomic import atomic_dir
+from pipeline.core.errors import ConfigError
+from pipeline.embeddings.pretrained import PretrainedConfig, import_pretrained
 from stages._common import load_params, section, stage_main, stage_run, write_metrics
 
 EMBEDDINGS = Path("data/processed/embeddings")

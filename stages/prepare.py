@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipeline.encode import PrepareSection, open_configured, prepare_corpus, resolve
+from pipeline.data.encode import PrepareSection, open_configured, prepare_corpus, resolve
 from stages._common import load_params, section, stage_main, stage_run, write_metrics
 
 RAW_DIR = Path("data/raw")

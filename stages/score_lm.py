@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 from stages._common import stage_main
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.atomic import atomic_open
-from pipeline.errors import DataError
+from pipeline.core.atomic import atomic_open
+from pipeline.core.errors import DataError
 from stages._common import stage_main, stage_run, write_metrics
 
 REPORTS = Path("reports/sentiment")

@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipeline.atomic import atomic_dir, load_npy
-from pipeline.errors import DataError
-from pipeline.skipgram import SkipGramConfig, to_embeddings, train_word2vec
-from pipeline.vocab import Vocabulary
+from pipeline.core.atomic import atomic_dir, load_npy
+from pipeline.core.errors import DataError
+from pipeline.data.vocab import Vocabulary
+from pipeline.word2vec.train import SkipGramConfig, to_embeddings, train_word2vec
 from stages._common import load_params, section, stage_main, stage_run, write_metrics
 
 PROCESSED = Path("data/processed")

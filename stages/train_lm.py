@@ -13,10 +13,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipeline.atomic import atomic_dir, atomic_open, load_npy, write_json
-from pipeline.config import from_mapping
-from pipeline.errors import DataError
-from pipeline.vocab import Vocabulary
+from pipeline.core.atomic import atomic_dir, atomic_open, load_npy, write_json
+from pipeline.core.config import from_mapping
+from pipeline.core.errors import DataError
+from pipeline.data.vocab import Vocabulary
 from stages._common import Timer, load_params, lookup, stage_main, stage_run, write_metrics
 
 MODELS_DIR = Path("data/processed/models")

@@ -11,8 +11,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from pipeline.atomic import atomic_dir, atomic_open, write_json
-from pipeline.errors import DataError
+from pipeline.core.atomic import atomic_dir, atomic_open, write_json
+from pipeline.core.errors import DataError
 from stages._common import load_params, section, stage_main, stage_run, write_metrics
 
 
@@ -38,7 +38,7 @@ def run(args) -> None:
             train = train[: cfg.data.max_train_sentences]
         emb = None
         if cfg.embedding != "random":
-            from pipeline.embeddings import Embeddings
+            from pipeline.embeddings.vectors import Embeddings
 
             emb_dir = Path(cfg.embeddings_dir) / cfg.embedding
             if not emb_dir.is_dir():

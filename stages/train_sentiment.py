@@ -15,8 +15,8 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from pipeline.atomic import atomic_dir, atomic_open, write_json
-from pipeline.errors import ConfigError
+from pipeline.core.atomic import atomic_dir, atomic_open, write_json
+from pipeline.core.errors import ConfigError
 from stages._common import load_params, section, stage_main, stage_run, write_metrics
 
 RAW = Path("data/raw/rt_polarity/movieReviewSnippets_GroundTruth.txt")
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> None:
     texts, labels, _ = sent.load_rt_polarity(RAW)
     embeddings = None
     if cfg.embedding != "random":
-        from pipeline.embeddings import Embeddings
+        from pipeline.embeddings.vectors import Embeddings
 
         embeddings = Embeddings.load(EMBEDDINGS / cfg.embedding)
         if embeddings.dim != cfg.embedding_dim:  # checked before any run is opened

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.archives import Member, archive_format, extract, match, safe_name
-from pipeline.errors import DataError, UnsafeArchiveError
+from pipeline.core.errors import DataError, UnsafeArchiveError
+from pipeline.data.archives import Member, archive_format, extract, match, safe_name
 
 
 def make_zip(path: Path, files: dict[str, bytes]) -> Path:

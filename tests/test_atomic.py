@@ -1,4 +1,4 @@
-"""pipeline.atomic: outputs appear whole or not at all."""
+"""pipeline.core.atomic: outputs appear whole or not at all."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from pipeline.atomic import atomic_dir, atomic_open, load_npy, save_npy, write_json
+from pipeline.core.atomic import atomic_dir, atomic_open, load_npy, save_npy, write_json
 
 
 def test_atomic_open_leaves_nothing_on_error(tmp_path):

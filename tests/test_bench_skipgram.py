@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.vocab import SPECIALS, Vocabulary
+from pipeline.data.vocab import SPECIALS, Vocabulary
 from tests.test_skipgram import IDS, VOCAB
 
 REPO = Path(__file__).resolve().parents[1]

@@ -9,7 +9,9 @@ import json
 import numpy as np
 import pytest
 
-from pipeline.bias_metrics import (
+from pipeline.core.errors import DataError
+from pipeline.debias.hard import unit_rows
+from pipeline.debias.metrics import (
     analogy_candidates,
     association,
     before_after,
@@ -25,9 +27,7 @@ from pipeline.bias_metrics import (
     top_analogies,
     weat,
 )
-from pipeline.debias import unit_rows
-from pipeline.embeddings import Embeddings
-from pipeline.errors import DataError
+from pipeline.embeddings.vectors import Embeddings
 
 E = np.eye(4)
 

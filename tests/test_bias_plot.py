@@ -5,9 +5,9 @@ from __future__ import annotations
 import matplotlib.image as mpimg
 import numpy as np
 
-from pipeline.bias_plot import plot_debias, plot_projections
-from pipeline.debias import hard_debias
-from pipeline.embeddings import Embeddings
+from pipeline.debias.hard import hard_debias
+from pipeline.debias.plot import plot_debias, plot_projections
+from pipeline.embeddings.vectors import Embeddings
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

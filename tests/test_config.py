@@ -1,4 +1,4 @@
-"""pipeline.config: typed validation of params sections with errors that name the key."""
+"""pipeline.core.config: typed validation of params sections with errors that name the key."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Literal
 
 import pytest
 
-from pipeline.config import from_mapping, to_flat_dict
-from pipeline.errors import ConfigError
+from pipeline.core.config import from_mapping, to_flat_dict
+from pipeline.core.errors import ConfigError
 
 
 @dataclass(frozen=True)

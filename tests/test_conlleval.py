@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 from pipeline.seq.conlleval import evaluate, evaluate_lines, format_report, write_conll
 
 REPO = Path(__file__).resolve().parents[1]

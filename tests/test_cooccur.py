@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.cooccur import count_cooccurrences, dense_layout, load_cooccur, plan_memory
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
+from pipeline.glove.cooccur import count_cooccurrences, dense_layout, load_cooccur, plan_memory
 
 
 def brute_force(ids, vocab_size: int, window: int, cross: bool, unk_pos: bool = False):
@@ -125,7 +125,7 @@ def test_memory_plan_fits_budget():
 @pytest.mark.parametrize("max_entries", [1, 7, 50, 10_000])
 def test_run_merge_bounded_chunks(tmp_path, max_entries):
     """The k-way merge cuts the key space with the sparse index, even inside a row."""
-    from pipeline.cooccur import _Runs
+    from pipeline.glove.cooccur import _Runs
 
     rng = np.random.default_rng(0)
     runs = _Runs(tmp_path, sample=4)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.corpora import ConcatCorpus, Corpus, decode_counting, open_corpus
-from pipeline.encode import PrepareSection, open_configured, resolve
-from pipeline.errors import ConfigError, DataError
+from pipeline.core.errors import ConfigError, DataError
+from pipeline.data.corpora import ConcatCorpus, Corpus, decode_counting, open_corpus
+from pipeline.data.encode import PrepareSection, open_configured, resolve
 
 
 def _write(path, text, mode="w"):

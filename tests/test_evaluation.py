@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import pipeline.evaluation as ev
-from pipeline.config import from_mapping
-from pipeline.embeddings import Embeddings
-from pipeline.errors import ConfigError, DataError
-from pipeline.evaluation import (
+import pipeline.evaluation.intrinsic as ev
+from pipeline.core.config import from_mapping
+from pipeline.core.errors import ConfigError, DataError
+from pipeline.embeddings.vectors import Embeddings
+from pipeline.evaluation.intrinsic import (
     EvaluateConfig,
     EvaluationSettings,
     evaluate_embeddings,

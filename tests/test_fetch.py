@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.archives import Member
-from pipeline.errors import ChecksumError, ConfigError, DataError
-from pipeline.fetch import (
+from pipeline.core.errors import ChecksumError, ConfigError, DataError
+from pipeline.data.archives import Member
+from pipeline.data.fetch import (
     MANIFEST,
     DatasetSpec,
     cache_dir,
@@ -384,7 +384,7 @@ def test_url_plain_text_file_is_copied(tmp_path, server):
 
 
 def test_transient_errors_are_retried_not_404(tmp_path, server, monkeypatch):
-    monkeypatch.setattr("pipeline.fetch.RETRY_BACKOFF_S", 0.0)
+    monkeypatch.setattr("pipeline.data.fetch.RETRY_BACKOFF_S", 0.0)
     data = make_zip(tmp_path / "corpus.zip", CORPUS).read_bytes()
     spec = url_spec(server, data)
     server.failures["/files/corpus.zip"] = 2  # two 503s, then the file

@@ -7,10 +7,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from pipeline import glove
-from pipeline.cooccur import count_cooccurrences, load_cooccur
-from pipeline.errors import TrainingDivergedError
-from pipeline.glove import GloveConfig, block_order, train_glove, weighting
+from pipeline.core.errors import TrainingDivergedError
+from pipeline.glove import train as glove
+from pipeline.glove.cooccur import count_cooccurrences, load_cooccur
+from pipeline.glove.train import GloveConfig, block_order, train_glove, weighting
 
 TOPICS, PER_TOPIC = 3, 8
 VOCAB = 3 + TOPICS * PER_TOPIC

@@ -283,9 +283,9 @@ def test_plan_command_line(tmp_path):
 def test_sequence_stages_import_without_tracking_packages(tmp_path):
     code = (
         "import lightning, stages.train_lm, stages.train_ner, stages.train_sentiment\n"
-        "import pipeline.seq.lm, pipeline.seq.ner_lit, pipeline.seq.sentiment, pipeline.glove\n"
-        "import pipeline.skipgram, pipeline.w2v_torch, pipeline.evaluation, stages.evaluate\n"
-        "from pipeline.tracking import stage_run\n"
+        "import pipeline.seq.lm, pipeline.seq.ner_lit, pipeline.seq.sentiment, pipeline.glove.train\n"
+        "import pipeline.word2vec.train, pipeline.word2vec.torch_backend, pipeline.evaluation.intrinsic, stages.evaluate\n"
+        "from pipeline.core.tracking import stage_run\n"
         "with stage_run('x', {'a': 1}) as t:\n"
         "    assert t.lightning_logger() is None and not t.enabled\n"
         "print('ok')\n"
@@ -301,15 +301,15 @@ def test_sequence_stages_import_without_tracking_packages(tmp_path):
 def test_every_task_params_of_the_gpu_profile_validate(tmp_path):
     """What each task runs with on the GPU machine (profile=gpu plus the suite's overrides
     and a time cap) passes the stage's own validation: no device time lost to a typo."""
-    from pipeline.config import from_mapping
-    from pipeline.cooccur import CooccurConfig
-    from pipeline.encode import PrepareSection, resolve
-    from pipeline.evaluation import EvaluateConfig
-    from pipeline.glove import GloveConfig
+    from pipeline.core.config import from_mapping
+    from pipeline.data.encode import PrepareSection, resolve
+    from pipeline.evaluation.intrinsic import EvaluateConfig
+    from pipeline.glove.cooccur import CooccurConfig
+    from pipeline.glove.train import GloveConfig
     from pipeline.seq import lm
     from pipeline.seq.ner_lit import NerConfig
     from pipeline.seq.sentiment import SentimentConfig
-    from pipeline.skipgram import SkipGramConfig
+    from pipeline.word2vec.train import SkipGramConfig
     from stages.compose_params import compose
 
     base = yaml.safe_load(
@@ -329,7 +329,7 @@ def test_every_task_params_of_the_gpu_profile_validate(tmp_path):
         elif group in ("skipgram", "bench", "profile"):
             assert from_mapping(SkipGramConfig, p["skipgram"], where="skipgram").device == "cuda"
         elif group == "import":
-            from pipeline.pretrained import PretrainedConfig
+            from pipeline.embeddings.pretrained import PretrainedConfig
 
             cfg = from_mapping(PretrainedConfig, p["pretrained"], where="pretrained")
             assert task.argv[-1] in cfg.sources

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 from pipeline.seq.heads import ClassificationHead, LMHead, TaggingHead, length_mask, pool
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.errors import DataError
-from pipeline.huffman import build_huffman, first_occurrence
+from pipeline.core.errors import DataError
+from pipeline.word2vec.huffman import build_huffman, first_occurrence
 
 
 def test_known_count_table_hand_checked():

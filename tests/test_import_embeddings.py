@@ -1,20 +1,20 @@
-"""pipeline.pretrained: word2vec files in, project-format Embeddings out."""
+"""pipeline.embeddings.pretrained: word2vec files in, project-format Embeddings out."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from pipeline.config import from_mapping
-from pipeline.embeddings import Embeddings
-from pipeline.errors import ConfigError, DataError
-from pipeline.pretrained import (
+from pipeline.core.config import from_mapping
+from pipeline.core.errors import ConfigError, DataError
+from pipeline.embeddings.pretrained import (
     SPECIALS,
     PretrainedConfig,
     PretrainedSource,
     detect_format,
     import_pretrained,
 )
+from pipeline.embeddings.vectors import Embeddings
 
 WORDS = ["the", "King", "king", "queen", "Paris", "paris", "apple"]
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 from pipeline.seq.lm import (
     LanguageModel,
     LMArch,

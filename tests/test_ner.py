@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 from pipeline.seq.conlleval import evaluate
 from pipeline.seq.encoder import EncoderConfig
 from pipeline.seq.ner import (

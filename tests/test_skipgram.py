@@ -5,14 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.errors import DataError, TrainingDivergedError
-from pipeline.skipgram import (
-    SkipGramConfig,
-    huffman_tree,
-    make_corpus,
-    make_jobs,
-    train_word2vec,
-)
+from pipeline.core.errors import DataError, TrainingDivergedError
+from pipeline.word2vec.config import SkipGramConfig
+from pipeline.word2vec.corpus import huffman_tree, make_corpus, make_jobs
+from pipeline.word2vec.train import train_word2vec
 
 GROUPS, CTX, POOL = 8, 6, 24
 

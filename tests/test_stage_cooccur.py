@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from pipeline.cooccur import load_cooccur
-from pipeline.vocab import Vocabulary
+from pipeline.data.vocab import Vocabulary
+from pipeline.glove.cooccur import load_cooccur
 from stages import cooccur as stage
 from tests.conftest import write_params
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.embeddings import Embeddings
+from pipeline.embeddings.vectors import Embeddings
 from stages import debias as stage
 from tests.conftest import write_params
 

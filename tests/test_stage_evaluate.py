@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.embeddings import Embeddings
-from pipeline.evaluation import EvaluationSettings, evaluate_embeddings
+from pipeline.embeddings.vectors import Embeddings
+from pipeline.evaluation.intrinsic import EvaluationSettings, evaluate_embeddings
 from stages import evaluate as stage
 from tests.conftest import write_params
 

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from pipeline.cooccur import count_cooccurrences
-from pipeline.embeddings import Embeddings
-from pipeline.vocab import Vocabulary
+from pipeline.data.vocab import Vocabulary
+from pipeline.embeddings.vectors import Embeddings
+from pipeline.glove.cooccur import count_cooccurrences
 from stages import glove as stage
 from tests.conftest import write_params
 

@@ -9,8 +9,8 @@ import sqlite3
 import numpy as np
 import pytest
 
-from pipeline.atomic import load_npy
-from pipeline.vocab import EOS, Vocabulary
+from pipeline.core.atomic import load_npy
+from pipeline.data.vocab import EOS, Vocabulary
 from stages.prepare import main
 from tests.conftest import write_params
 

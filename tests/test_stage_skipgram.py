@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from pipeline.embeddings import Embeddings
-from pipeline.vocab import Vocabulary
+from pipeline.data.vocab import Vocabulary
+from pipeline.embeddings.vectors import Embeddings
 from stages import skipgram as stage
 from tests.conftest import write_params
 from tests.test_skipgram import planted_corpus, twins_found

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from pipeline.atomic import save_npy
-from pipeline.vocab import Vocabulary
+from pipeline.core.atomic import save_npy
+from pipeline.data.vocab import Vocabulary
 from tests.conftest import write_params
 
 WORDS = ["the", "cat", "sat", "on", "mat", "a", "dog", "ran"]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.embeddings import Embeddings
+from pipeline.embeddings.vectors import Embeddings
 from stages.train_ner import main
 from tests.conftest import write_params
 

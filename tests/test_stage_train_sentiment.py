@@ -23,7 +23,7 @@ def repo(tmp_path, monkeypatch, smoke_params):
     ]
     lines.insert(5, "999\t0\ta perfectly neutral line")  # zero score: dropped
     (raw / "movieReviewSnippets_GroundTruth.txt").write_text("\r\n".join(lines))
-    from pipeline.embeddings import Embeddings
+    from pipeline.embeddings.vectors import Embeddings
 
     words = ["good", "bad", "not", "movie", "film", "was"]
     vecs = np.random.default_rng(0).normal(size=(len(words), 16)).astype(np.float32)

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from pipeline.text import EOL, NormalizeConfig, char_tokenize, normalize, tokenize, word_tokenize
+from pipeline.data.text import (
+    EOL,
+    NormalizeConfig,
+    char_tokenize,
+    normalize,
+    tokenize,
+    word_tokenize,
+)
 
 
 def test_nfkc_folds_compatibility_forms():
@@ -55,7 +62,7 @@ def test_tokenize_block_marks_line_ends():
 
 
 def test_ascii_fast_path_matches_unicode_tokenizer():
-    from pipeline.text import _ASCII_WORD_OR_EOL_RE, _WORD_OR_EOL_RE
+    from pipeline.data.text import _ASCII_WORD_OR_EOL_RE, _WORD_OR_EOL_RE
 
     text = "It's 1,200 o'clock -- isn't it? 'Quoted' _x_ a'b' 3rd\n\ttab\n"
     assert text.isascii()

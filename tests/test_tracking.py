@@ -1,4 +1,4 @@
-"""pipeline.tracking: one MLflow run per stage, nested under one parent per pipeline run."""
+"""pipeline.core.tracking: one MLflow run per stage, nested under one parent per pipeline run."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from pipeline import tracking
+from pipeline.core import tracking as tracking
 
 
 def _runs(uri):

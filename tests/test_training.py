@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.config import from_mapping
-from pipeline.errors import ConfigError, DataError
+from pipeline.core.config import from_mapping
+from pipeline.core.errors import ConfigError, DataError
 from pipeline.seq.training import (
     TrainerSettings,
     build_trainer,

@@ -6,8 +6,8 @@ import time
 
 import numpy as np
 
-from pipeline.embeddings import Embeddings
-from pipeline.tsne_plot import select_words, tsne_coordinates, tsne_plot
+from pipeline.embeddings.vectors import Embeddings
+from pipeline.evaluation.tsne_plot import select_words, tsne_coordinates, tsne_plot
 
 
 def toy(n=80, dim=10, seed=0, counts=True):

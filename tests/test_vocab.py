@@ -7,8 +7,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from pipeline.errors import ConfigError, DataError
-from pipeline.vocab import EOS, PAD, UNK, Vocabulary
+from pipeline.core.errors import ConfigError, DataError
+from pipeline.data.vocab import EOS, PAD, UNK, Vocabulary
 
 COUNTS = Counter({"b": 3, "a": 3, "c": 5, "d": 1, "e": 2})
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from pipeline import w2v_kernels as K
+from pipeline.word2vec import numba_kernels as K
 
 
 def test_sigmoid_tables_match_word2vec():

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.config import from_mapping
-from pipeline.errors import ConfigError, TrainingDivergedError
-from pipeline.huffman import build_huffman
-from pipeline.skipgram import SkipGramConfig, huffman_tree, make_corpus, train_word2vec
-from pipeline.w2v_torch import (
+from pipeline.core.config import from_mapping
+from pipeline.core.errors import ConfigError, TrainingDivergedError
+from pipeline.word2vec.config import SkipGramConfig
+from pipeline.word2vec.corpus import huffman_tree, make_corpus
+from pipeline.word2vec.huffman import build_huffman
+from pipeline.word2vec.torch_backend import (
     ROW_COST,
     RowSums,
     TorchTrainer,
@@ -18,6 +19,7 @@ from pipeline.w2v_torch import (
     hs_pieces,
     ns_shared_step,
 )
+from pipeline.word2vec.train import train_word2vec
 from tests.test_skipgram import GROUPS, IDS, VOCAB, cfg, twins_found
 
 SHARED = dict(

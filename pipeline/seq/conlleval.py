@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 
 BOUNDARY = "-X-"
 
@@ -283,7 +283,7 @@ def write_conll(
 ) -> None:
     """Write ``word gold pred`` lines, an empty line after each sentence (conlleval input).
 
-    ``path_or_fh`` is an open text file (e.g. from ``pipeline.atomic.atomic_open``).
+    ``path_or_fh`` is an open text file (e.g. from ``pipeline.core.atomic.atomic_open``).
     """
     fh = path_or_fh
     for i, (ws, gs, ps) in enumerate(zip(words, gold, pred, strict=True)):

@@ -20,10 +20,10 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pipeline.embeddings import Embeddings
+    from pipeline.embeddings.vectors import Embeddings
 
 #: Tokens that are not words: never counted as "missing" from a pretrained artifact.
 SPECIAL_TOKENS = frozenset({"<pad>", "<unk>", "<eos>", "<bos>", "<s>", "</s>"})

@@ -13,7 +13,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 
 Pooling = Literal["last", "mean", "max"]
 

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from pipeline.errors import TrainingDivergedError
+from pipeline.core.errors import TrainingDivergedError
 from pipeline.seq.encoder import detach_hidden
 
 

@@ -23,7 +23,8 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from pipeline.errors import DataError
+from pipeline.core import checkpoint
+from pipeline.core.errors import DataError
 from pipeline.seq.encoder import EncoderConfig, Hidden, SequenceEncoder, detach_hidden
 from pipeline.seq.heads import LMHead
 from pipeline.seq.training import (
@@ -316,9 +317,6 @@ def fingerprint(cfg: LMConfig, train: np.ndarray, valid: np.ndarray, vocab_size:
     """sha256 of the settings (``resume``, sampling and the stopping rules excluded) and
     the input streams:
     a checkpoint is resumed only by a run with the same fingerprint."""
-    import hashlib
-    import json
-
     settings = asdict(cfg)
     settings.pop("resume")
     settings.pop("sample")
@@ -331,10 +329,10 @@ def fingerprint(cfg: LMConfig, train: np.ndarray, valid: np.ndarray, vocab_size:
         "num_threads",
     ):  # may change between a run and its continuation
         settings["trainer"].pop(key)
-    h = hashlib.sha256(json.dumps([settings, vocab_size], sort_keys=True).encode())
-    for arr in (train, valid):
-        h.update(np.ascontiguousarray(arr, dtype=np.int64).tobytes())
-    return h.hexdigest()
+    return checkpoint.fingerprint(
+        [settings, vocab_size],
+        arrays=[np.asarray(a, dtype=np.int64) for a in (train, valid)],
+    )
 
 
 def train_language_model(
@@ -402,8 +400,8 @@ def load_language_model(folder: str | os.PathLike) -> tuple[LanguageModel, list[
     """
     import json
 
-    from pipeline.config import from_mapping
-    from pipeline.vocab import Vocabulary
+    from pipeline.core.config import from_mapping
+    from pipeline.data.vocab import Vocabulary
 
     folder = Path(folder)
     hp_path = folder / HPARAMS_FILE

@@ -31,11 +31,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
+from pipeline.data.vocab import PAD, Vocabulary
 from pipeline.seq.crf import CRF, iob2_constraints
 from pipeline.seq.encoder import SPECIAL_TOKENS, EncoderConfig, SequenceEncoder
 from pipeline.seq.heads import TaggingHead, length_mask
-from pipeline.vocab import PAD, Vocabulary
 
 DOCSTART = "-DOCSTART-"
 TAG_RE = re.compile(r"^(O|[BIE]-[^\s]+)$")
@@ -477,7 +477,7 @@ def plot_confusion(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from pipeline.atomic import atomic_path
+    from pipeline.core.atomic import atomic_path
 
     rows = matrix.sum(axis=1, keepdims=True)
     share = matrix / np.maximum(rows, 1)

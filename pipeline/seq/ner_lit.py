@@ -7,8 +7,6 @@ training time, so early stopping and the checkpoint follow the F1 score.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,7 +14,8 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from pipeline.errors import TrainingDivergedError
+from pipeline.core import checkpoint
+from pipeline.core.errors import TrainingDivergedError
 from pipeline.seq.conlleval import evaluate
 from pipeline.seq.encoder import EncoderConfig
 from pipeline.seq.ner import (
@@ -107,7 +106,7 @@ class NerLit(L.LightningModule):
 class NerConfig:
     """The whole ``ner`` section: where things are, which embedding, and the settings of
     data, model, encoder and trainer. ``embedding``: ``random`` or the name of a folder
-    under ``embeddings_dir`` (an :class:`~pipeline.embeddings.Embeddings` artifact)."""
+    under ``embeddings_dir`` (an :class:`~pipeline.embeddings.vectors.Embeddings` artifact)."""
 
     data_dir: str = "data/raw/conll2003"
     embeddings_dir: str = "data/processed/embeddings"
@@ -132,13 +131,7 @@ def fingerprint(config: NerConfig, files: list[Path]) -> str:
         for k, v in asdict(config).items()
         if k not in ("resume", "model_dir", "reports_dir", "checkpoint_dir")
     }
-    h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
-    for path in files:
-        h.update(str(path.name).encode())
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()
+    return checkpoint.fingerprint(settings, files=files)
 
 
 @dataclass

@@ -9,8 +9,6 @@ Both map ``(ids (B, T), lengths (B,)) -> logits (B, 2)``; label 1 = positive.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
 from collections import Counter
@@ -24,7 +22,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from pipeline.errors import DataError
+from pipeline.core import checkpoint
+from pipeline.core.errors import DataError
 from pipeline.seq.encoder import PAD_ID, EncoderConfig, SequenceEncoder
 from pipeline.seq.heads import ClassificationHead, length_mask
 from pipeline.seq.training import (
@@ -105,7 +104,7 @@ def stratified_split(
 def tokenize(text: str) -> list[str]:
     """Lower-cased words, with negation contractions split (``doesn't`` -> ``does``,
     ``n't``) so that the negation is one shared token."""
-    from pipeline.text import word_tokenize
+    from pipeline.data.text import word_tokenize
 
     out: list[str] = []
     for word in word_tokenize(text.lower().replace("\u2019", "'")):
@@ -119,8 +118,8 @@ def tokenize(text: str) -> list[str]:
 def build_vocab(
     token_lists: Sequence[Sequence[str]], min_count: int = 1, max_size: int | None = None
 ):
-    """A :class:`pipeline.vocab.Vocabulary` over training sentences (specials first)."""
-    from pipeline.vocab import Vocabulary
+    """A :class:`pipeline.data.vocab.Vocabulary` over training sentences (specials first)."""
+    from pipeline.data.vocab import Vocabulary
 
     return Vocabulary.from_counts(
         Counter(t for toks in token_lists for t in toks), min_count=min_count, max_size=max_size
@@ -368,13 +367,10 @@ def fingerprint(kind: str, cfg: SentimentConfig, texts: Sequence[str], labels: n
         settings[name] = {k: v for k, v in settings[name].items() if k != "max_epochs"}
     stop = ("max_epochs", "patience", "max_time_s", "progress_bar", "log_every_n_steps")
     settings["trainer"] = {k: v for k, v in settings["trainer"].items() if k not in stop}
-    h = hashlib.sha256(json.dumps([kind, settings], sort_keys=True, default=str).encode())
-    for text in texts:
-        h.update(text.encode("utf-8", "surrogatepass") + b"\0")
-    h.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
+    arrays = [np.asarray(labels, dtype=np.int64)]
     if embedding_matrix is not None:
-        h.update(embedding_matrix.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
+        arrays.append(embedding_matrix.detach().cpu().contiguous().numpy())
+    return checkpoint.fingerprint([kind, settings], arrays=arrays, texts=texts)
 
 
 @torch.no_grad()
@@ -512,7 +508,7 @@ class SentimentResult:
     """What :func:`fit_sentiment` returns: the trained model and what to report."""
 
     model: nn.Module
-    vocab: Any  # pipeline.vocab.Vocabulary
+    vocab: Any  # pipeline.data.vocab.Vocabulary
     metrics: dict[str, Any]
     test_index: np.ndarray
     test_pred: np.ndarray

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import torch
 
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 
 CHECKPOINT_NAME = "model"
 LAST_NAME = "last"  # the state after the latest epoch: what a killed run resumes from
@@ -192,7 +192,7 @@ def load_state_dict(path: str | os.PathLike, prefix: str = "model.") -> dict[str
     the prefix removed (the thin wrappers in :mod:`pipeline.seq.lit` keep the model in
     ``self.model``).
     """
-    from pipeline.errors import DataError
+    from pipeline.core.errors import DataError
 
     ckpt = _read_checkpoint(path)
     state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
@@ -203,8 +203,8 @@ def load_state_dict(path: str | os.PathLike, prefix: str = "model.") -> dict[str
 
 def _read_checkpoint(path: str | os.PathLike):
     """``torch.load`` of a checkpoint with ``weights_only=True`` (never unpickles code);
-    a missing or unreadable file is a :class:`~pipeline.errors.DataError` naming it."""
-    from pipeline.errors import DataError
+    a missing or unreadable file is a :class:`~pipeline.core.errors.DataError` naming it."""
+    from pipeline.core.errors import DataError
 
     path = Path(path)
     if not path.is_file():
@@ -223,7 +223,7 @@ def export_weights(checkpoint: str | os.PathLike, dest: str | os.PathLike) -> No
     holds its callbacks' state (the absolute ``dirpath`` of the checkpoint folder, so
     every checkout hashed differently in ``dvc.lock``), the optimizer and the loop state.
     """
-    from pipeline.errors import DataError
+    from pipeline.core.errors import DataError
 
     ckpt = _read_checkpoint(checkpoint)
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):

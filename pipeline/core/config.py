@@ -23,7 +23,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 
 T = TypeVar("T")
 

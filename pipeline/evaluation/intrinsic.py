@@ -37,8 +37,8 @@ from typing import Literal
 
 import numpy as np
 
-from pipeline.embeddings import Embeddings
-from pipeline.errors import ConfigError, DataError
+from pipeline.core.errors import ConfigError, DataError
+from pipeline.embeddings.vectors import Embeddings
 
 log = logging.getLogger(__name__)
 

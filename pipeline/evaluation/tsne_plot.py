@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.atomic import atomic_path
-from pipeline.embeddings import Embeddings
+from pipeline.core.atomic import atomic_path
+from pipeline.embeddings.vectors import Embeddings
 
 
 def select_words(emb: Embeddings, n_words: int, probe_words: Sequence[str] = ()) -> list[int]:

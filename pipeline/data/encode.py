@@ -1,6 +1,6 @@
 """Streaming preparation of a corpus: count, build the vocabulary, encode to int32 ``.npy``.
 
-Two passes over a re-iterable :class:`~pipeline.corpora.Corpus` (three for ``tail10``,
+Two passes over a re-iterable :class:`~pipeline.data.corpora.Corpus` (three for ``tail10``,
 whose first pass only counts tokens to place the split): memory grows with the
 vocabulary, not with the corpus. Lines are grouped into blocks of about
 ``chunk_chars`` characters so that normalization, the tokenizer regex,
@@ -37,12 +37,12 @@ from typing import Any, Literal
 import numpy as np
 from tqdm import tqdm
 
-from pipeline.atomic import atomic_path
-from pipeline.config import from_mapping
-from pipeline.corpora import ConcatCorpus, ConfigReaderName, Corpus, OnDecodeError, open_corpus
-from pipeline.errors import ConfigError, DataError
-from pipeline.text import EOL, Level, NormalizeConfig, TokenizerName, normalize, tokenize
-from pipeline.vocab import EOS, UNK, Vocabulary
+from pipeline.core.atomic import atomic_path
+from pipeline.core.config import from_mapping
+from pipeline.core.errors import ConfigError, DataError
+from pipeline.data.corpora import ConcatCorpus, ConfigReaderName, Corpus, OnDecodeError, open_corpus
+from pipeline.data.text import EOL, Level, NormalizeConfig, TokenizerName, normalize, tokenize
+from pipeline.data.vocab import EOS, UNK, Vocabulary
 
 SplitName = Literal["none", "bengio2003", "tail10"]
 SPLITS = ("train", "valid", "test")
@@ -220,7 +220,7 @@ def iter_blocks(lines: Iterable[str], chunk_chars: int = 1 << 20) -> Iterator[st
 
 
 def token_blocks(lines: Iterable[str], settings: EncodeSettings) -> Iterator[list[str]]:
-    """Normalized tokens, block by block; :data:`~pipeline.text.EOL` marks each line end."""
+    """Normalized tokens, block by block; :data:`~pipeline.data.text.EOL` marks each line end."""
     for block in iter_blocks(lines, settings.chunk_chars):
         yield tokenize(normalize(block, settings.normalize), settings.level, settings.tokenizer)
 

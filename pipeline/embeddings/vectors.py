@@ -27,12 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.atomic import atomic_open, atomic_path
-from pipeline.errors import DataError
+from pipeline.core.atomic import atomic_open, atomic_path
+from pipeline.core.errors import DataError
+from pipeline.data.vocab import read_vocab_tsv, write_vocab_tsv
 
 VECTORS_FILE = "vectors.npy"
 VOCAB_FILE = "vocab.tsv"
-VOCAB_HEADER = "id\ttoken\tcount"
+
 
 __all__ = ["Embeddings", "is_special", "VECTORS_FILE", "VOCAB_FILE"]
 
@@ -293,16 +294,9 @@ class Embeddings:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         counts = self._counts if self._counts is not None else np.zeros(len(self), np.int64)
-        for w in self._words:
-            if any(ch in w for ch in "\t\n\r"):
-                raise DataError(f"{folder / VOCAB_FILE}: token {w!r} contains a tab or newline")
-        lines = [VOCAB_HEADER] + [
-            f"{i}\t{w}\t{int(n)}" for i, (w, n) in enumerate(zip(self._words, counts, strict=True))
-        ]
         with atomic_path(folder / VECTORS_FILE) as tmp_vec:
             np.save(tmp_vec, np.ascontiguousarray(self._vectors), allow_pickle=False)
-            with atomic_open(folder / VOCAB_FILE, newline="\n") as fh:
-                fh.write("\n".join(lines) + "\n")
+            write_vocab_tsv(folder / VOCAB_FILE, self._words, counts)
         return folder
 
     @classmethod
@@ -484,32 +478,3 @@ def _read_text(mm, start, n, dim, path, unicode_errors):
             raise DataError(f"{path}:{lineno}: {exc}") from exc
         words.append(parts[0])
     return words, vectors
-
-
-def read_vocab_tsv(path: str | os.PathLike) -> tuple[list[str], np.ndarray | None]:
-    """Read a ``vocab.tsv`` (header ``id\\ttoken\\tcount``, ids 0..V-1 in order)."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 ({exc})") from exc
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    if not lines or lines[0].rstrip("\r") != VOCAB_HEADER:
-        raise DataError(f"{path}:1: expected the header {VOCAB_HEADER!r}")
-    words: list[str] = []
-    counts = np.zeros(len(lines) - 1, dtype=np.int64)
-    for lineno, line in enumerate(lines[1:], start=2):
-        parts = line.rstrip("\r").split("\t")
-        if len(parts) != 3:
-            raise DataError(f"{path}:{lineno}: expected 3 tab-separated fields, got {len(parts)}")
-        try:
-            idx, count = int(parts[0]), int(parts[2])
-        except ValueError:
-            raise DataError(f"{path}:{lineno}: id and count must be integers") from None
-        if idx != lineno - 2:
-            raise DataError(f"{path}:{lineno}: id {idx} out of order (expected {lineno - 2})")
-        words.append(parts[1])
-        counts[lineno - 2] = count
-    return words, counts

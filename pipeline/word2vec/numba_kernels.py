@@ -3,7 +3,7 @@ full softmax, with word2vec's lock-free ("Hogwild") updates.
 
 One call of :func:`train_job` trains a block of sentences (about ``batch_words`` words)
 in place on the shared weight matrices. It releases the GIL (``nogil=True``), so the
-driver (:mod:`pipeline.skipgram`) runs one Python thread per core, each pulling jobs from
+driver (:mod:`pipeline.word2vec.train`) runs one Python thread per core, each pulling jobs from
 a shared list and updating the same matrices without locks, as word2vec and gensim do.
 
 Randomness is word2vec's 48-bit linear congruential generator, seeded per job from

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.debias import drop, svd_small, unit_rows
+from pipeline.debias.hard import drop, svd_small, unit_rows
 
 
 def _rows(emb, words: Sequence[str]) -> tuple[list[str], list[str], np.ndarray]:
@@ -188,7 +188,7 @@ class WeatTest:
 def parse_weat_tests(data: object, where: str = "weat.json") -> list[WeatTest]:
     """The tests of a weat.json list (``first_target``, ``second_target``, ``first_attribute``,
     ``second_attribute``: ``{name, words, remove?}``)."""
-    from pipeline.errors import DataError
+    from pipeline.core.errors import DataError
 
     if not isinstance(data, list):
         raise DataError(f"{where}: expected a list of tests")

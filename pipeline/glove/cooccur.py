@@ -25,7 +25,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import threading
 import time
 import zipfile
 from collections.abc import Iterator
@@ -35,8 +34,8 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from pipeline.atomic import atomic_path
-from pipeline.errors import DataError
+from pipeline.core.atomic import atomic_path
+from pipeline.core.errors import DataError
 
 PAD, UNK, EOS = 0, 1, 2
 FIRST_WORD = 3  # ids below are specials
@@ -613,34 +612,3 @@ def load_cooccur(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.nd
     if rows.size and (min(rows.min(), cols.min()) < 0 or max(rows.max(), cols.max()) >= v):
         raise DataError(f"{path}: indices outside [0, {v})")
     return rows.astype(np.int32, copy=False), cols.astype(np.int32, copy=False), values, v
-
-
-class PeakRSS:
-    """Sample the process's resident memory in a thread: ``with PeakRSS() as m: ...``,
-    then ``m.peak_mb`` (the peak seen during the block) and ``m.start_mb``."""
-
-    def __init__(self, interval: float = 0.005):
-        self.interval = interval
-        self.peak_mb = 0.0
-        self.start_mb = 0.0
-        self._stop = threading.Event()
-
-    def _rss(self) -> float:
-        import psutil
-
-        return psutil.Process().memory_info().rss / 2**20
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.peak_mb = max(self.peak_mb, self._rss())
-
-    def __enter__(self) -> PeakRSS:
-        self.start_mb = self.peak_mb = self._rss()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak_mb = max(self.peak_mb, self._rss())

@@ -62,7 +62,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipeline.skipgram import Corpus, SkipGramConfig, job_seed, make_jobs, negative_distribution
+from pipeline.word2vec import numba_kernels as K
+from pipeline.word2vec.config import SkipGramConfig
+from pipeline.word2vec.corpus import (
+    TrainingWords,
+    huffman_tree,
+    job_seed,
+    make_jobs,
+    negative_distribution,
+)
 
 log = logging.getLogger(__name__)
 
@@ -382,9 +390,7 @@ class TorchTrainer:
     copies them back after every epoch (so checkpoints see them).
     """
 
-    def __init__(self, corpus: Corpus, cfg: SkipGramConfig, weights, device: str) -> None:
-        from pipeline import w2v_kernels as K
-
+    def __init__(self, corpus: TrainingWords, cfg: SkipGramConfig, weights, device: str) -> None:
         self.cfg = cfg
         self.corpus = corpus
         self.weights = weights
@@ -408,8 +414,6 @@ class TorchTrainer:
             self.prob = torch.as_tensor(prob, device=dev)
             self.alias = torch.as_tensor(alias.astype(np.int64), device=dev)
         if cfg.output == "hs":
-            from pipeline.skipgram import huffman_tree  # word2vec's tie order, as on CPU
-
             tree = huffman_tree(corpus)
             pieces = hs_pieces(tree.points, tree.codes, tree.lengths, corpus.counts)
             self.pieces = {

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.atomic import atomic_open
-from pipeline.errors import ConfigError, DataError
+from pipeline.core.atomic import atomic_open
+from pipeline.core.errors import ConfigError, DataError
 
 PAD, UNK, EOS = 0, 1, 2
 PAD_TOKEN, UNK_TOKEN, EOS_TOKEN = "<pad>", "<unk>", "<eos>"
@@ -143,29 +143,49 @@ class Vocabulary:
 
     # ------------------------------------------------------------------ file format
     def save_tsv(self, path: str | os.PathLike) -> None:
-        """Write ``vocab.tsv`` atomically (header ``id\\ttoken\\tcount``, rows by id)."""
-        for i, tok in enumerate(self.tokens):
-            if "\t" in tok or "\n" in tok or "\r" in tok:
-                raise DataError(f"{path}: token {tok!r} (id {i}) contains a tab or line break")
-        with atomic_open(path, "w", newline="\n") as fh:
-            fh.write(HEADER + "\n")
-            for i, (tok, c) in enumerate(zip(self.tokens, self.counts.tolist(), strict=True)):
-                fh.write(f"{i}\t{tok}\t{c}\n")
+        """Write ``vocab.tsv`` atomically (see :func:`write_vocab_tsv`)."""
+        write_vocab_tsv(path, self.tokens, self.counts)
 
     @classmethod
     def load_tsv(cls, path: str | os.PathLike) -> Vocabulary:
         """Read a ``vocab.tsv``; raises ``DataError`` naming the file and line if malformed."""
-        path = Path(path)
-        if not path.is_file():
-            raise DataError(f"{path}: vocabulary file not found")
-        tokens: list[str] = []
-        counts: list[int] = []
+        tokens, counts = read_vocab_tsv(path)
+        try:
+            return cls(tokens, np.asarray(counts, dtype=np.int64))
+        except ValueError as exc:
+            raise DataError(f"{path}: {exc}") from exc
+
+
+def write_vocab_tsv(path: str | os.PathLike, tokens: Sequence[str], counts) -> None:
+    """Write ``vocab.tsv`` atomically: header ``id\ttoken\tcount``, one row per id."""
+    for i, tok in enumerate(tokens):
+        if "\t" in tok or "\n" in tok or "\r" in tok:
+            raise DataError(f"{path}: token {tok!r} (id {i}) contains a tab or line break")
+    counts = np.asarray(counts, dtype=np.int64).tolist()
+    with atomic_open(path, "w", newline="\n") as fh:
+        fh.write(HEADER + "\n")
+        for i, (tok, c) in enumerate(zip(tokens, counts, strict=True)):
+            fh.write(f"{i}\t{tok}\t{c}\n")
+
+
+def read_vocab_tsv(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
+    """Read a ``vocab.tsv`` written by :func:`write_vocab_tsv`: ``(tokens, counts)``.
+
+    Raises :class:`DataError` naming the file and line when it is missing, not UTF-8 or
+    malformed (wrong header, field count, non-integer or out-of-order id).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: vocabulary file not found")
+    tokens: list[str] = []
+    counts: list[int] = []
+    try:
         with open(path, encoding="utf-8", newline="\n") as fh:
-            header = fh.readline().rstrip("\n")
+            header = fh.readline().rstrip("\n").rstrip("\r")
             if header != HEADER:
                 raise DataError(f"{path}:1: expected header {HEADER!r}, got {header!r}")
             for lineno, line in enumerate(fh, start=2):
-                line = line.rstrip("\n")
+                line = line.rstrip("\n").rstrip("\r")
                 if not line:
                     continue
                 parts = line.split("\t")
@@ -176,12 +196,13 @@ class Vocabulary:
                 try:
                     idx, count = int(parts[0]), int(parts[2])
                 except ValueError as exc:
-                    raise DataError(f"{path}:{lineno}: {exc}") from exc
+                    raise DataError(
+                        f"{path}:{lineno}: id and count must be integers ({exc})"
+                    ) from None
                 if idx != len(tokens):
                     raise DataError(f"{path}:{lineno}: expected id {len(tokens)}, got {idx}")
                 tokens.append(parts[1])
                 counts.append(count)
-        try:
-            return cls(tokens, np.asarray(counts, dtype=np.int64))
-        except ValueError as exc:
-            raise DataError(f"{path}: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 ({exc})") from exc
+    return tokens, np.asarray(counts, dtype=np.int64)

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-from pipeline.atomic import atomic_dir
-from pipeline.errors import DataError, UnsafeArchiveError
+from pipeline.core.atomic import atomic_dir
+from pipeline.core.errors import DataError, UnsafeArchiveError
 
 _CHUNK = 1 << 20
 _DRIVE = re.compile(r"^[A-Za-z]:")

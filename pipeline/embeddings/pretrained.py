@@ -1,6 +1,6 @@
 """Import word vectors trained elsewhere (word2vec text or binary files) as an artifact.
 
-The result is an ordinary :class:`~pipeline.embeddings.Embeddings` in the project's
+The result is an ordinary :class:`~pipeline.embeddings.vectors.Embeddings` in the project's
 format, so every later stage (evaluate, debias, NER, sentiment) takes it like the vectors
 the pipeline trained itself::
 
@@ -23,8 +23,13 @@ from typing import Any, Literal
 
 import numpy as np
 
-from pipeline.embeddings import Embeddings, is_special, is_text_record, parse_word2vec_header
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
+from pipeline.embeddings.vectors import (
+    Embeddings,
+    is_special,
+    is_text_record,
+    parse_word2vec_header,
+)
 
 SPECIALS = ("<pad>", "<unk>", "<eos>")
 Format = Literal["word2vec_binary", "word2vec_text", "auto"]

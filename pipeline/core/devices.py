@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 
 
 def resolve_device(device: str, key: str = "device") -> str:

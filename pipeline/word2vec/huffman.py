@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def build_huffman(
     default: the word id). word2vec's vocabulary is in order of first occurrence before
     its count sort, so pass :func:`first_occurrence` of the training words to match it:
     ties by id put words of equal count in vocabulary order (alphabetical for
-    :mod:`pipeline.vocab`) next to each other, where they share their deepest inner
+    :mod:`pipeline.data.vocab`) next to each other, where they share their deepest inner
     nodes, and that costs skip-gram HS about 1-2 points on MEN/SimLex against gensim.
 
     Words with count 0 get no code (length 0): they are never a target, and as leaves

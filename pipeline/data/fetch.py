@@ -35,10 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pipeline.archives import Member, archive_format, extract_nested_into, match
-from pipeline.atomic import atomic_dir, atomic_open, write_json
-from pipeline.config import from_mapping
-from pipeline.errors import ChecksumError, ConfigError, DataError
+from pipeline.core.atomic import atomic_dir, atomic_open, write_json
+from pipeline.core.config import from_mapping
+from pipeline.core.errors import ChecksumError, ConfigError, DataError
+from pipeline.data.archives import Member, archive_format, extract_nested_into, match
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Hard debiasing of word embeddings (Bolukbasi et al. 2016, "Man is to Computer
 Programmer as Woman is to Homemaker?").
 
-Pure functions that return new arrays or new :class:`~pipeline.embeddings.Embeddings`;
+Pure functions that return new arrays or new :class:`~pipeline.embeddings.vectors.Embeddings`;
 nothing is modified in place. The steps:
 
 1. **Bias direction** ``g`` from definitional pairs (she/he, woman/man, ...): either the
@@ -35,7 +35,7 @@ from typing import Literal
 
 import numpy as np
 
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 
 Pair = tuple[str, str]
 
@@ -99,7 +99,7 @@ class DebiasConfig:
     weat_max_exact: int = field(default=100000, metadata={"min": 1})
     seed: int = 0
     analogies: AnalogyConfig = field(default_factory=AnalogyConfig)
-    # Score the embeddings with pipeline.evaluation before and after (cost of debiasing).
+    # Score the embeddings with pipeline.evaluation.intrinsic before and after (cost of debiasing).
     evaluate: bool = True
 
 
@@ -392,7 +392,7 @@ def equalize_plan(emb, pairs: Sequence[Pair]) -> EqualizePlan:
 class HardDebiasResult:
     """A debiased copy and what was done to it."""
 
-    embeddings: object  # pipeline.embeddings.Embeddings
+    embeddings: object  # pipeline.embeddings.vectors.Embeddings
     n_neutralized: int
     n_specific_found: int
     plan: EqualizePlan

@@ -17,7 +17,7 @@ Readers (``data/raw/<dataset>/`` is ``root``):
 
 ``concat`` is not a reader of files: :class:`ConcatCorpus` streams the lines of other
 corpora one after another (e.g. sotu + brown + shakespeare as one word-level corpus);
-``pipeline.encode.open_configured`` builds it from ``prepare.corpora.<name>.parts``.
+``pipeline.data.encode.open_configured`` builds it from ``prepare.corpora.<name>.parts``.
 
 Undecodable UTF-8 bytes are counted (:attr:`Corpus.decode_errors`); with
 ``on_decode_error="fail"`` the first one raises :class:`DataError` naming file and line,
@@ -32,7 +32,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
-from pipeline.errors import ConfigError, DataError
+from pipeline.core.errors import ConfigError, DataError
 
 ReaderName = Literal["sotu", "brown", "shakespeare", "text"]
 # What ``prepare.corpora.<name>.reader`` may say: a file reader, or ``concat`` of other entries.

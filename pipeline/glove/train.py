@@ -39,8 +39,6 @@ never come out as neighbours.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 import os
@@ -53,13 +51,14 @@ from typing import Literal
 import numba
 import numpy as np
 
-from pipeline.atomic import atomic_path
-from pipeline.devices import resolve_device
-from pipeline.errors import DataError, TrainingDivergedError
+from pipeline.core import checkpoint
+from pipeline.core.devices import resolve_device
+from pipeline.core.errors import DataError, TrainingDivergedError
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "glove.npz"
+PARAM_NAMES = ("W", "C", "bw", "bc", "gW", "gC", "gbw", "gbc")
 _FASTMATH = {"reassoc", "contract", "arcp", "nsz"}  # no nnan/ninf: NaN checks must work
 
 
@@ -165,11 +164,8 @@ def fingerprint(cfg: GloveConfig, device: str, rows, cols, values, vocab_size: i
     settings["backend"] = "torch" if device != "cpu" else "numba"
     if device != "cpu":
         settings["batch_size"] = cfg.batch_size
-    h = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
-    h.update(np.int64(vocab_size).tobytes())
-    for arr in (rows, cols, values):
-        h.update(np.ascontiguousarray(arr).data)
-    return h.hexdigest()
+    settings["vocab_size"] = vocab_size
+    return checkpoint.fingerprint(settings, arrays=(rows, cols, values))
 
 
 def epoch_order(seed: int, epoch: int, nnz: int) -> np.ndarray:
@@ -214,31 +210,6 @@ def init_params(vocab_size: int, dim: int, seed: int, dtype) -> dict[str, np.nda
     }
 
 
-def _load_checkpoint(path: Path, fp: str, epochs: int):
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if str(z["fingerprint"]) != fp:
-                log.info("%s: different settings or input, starting fresh", path)
-                return None
-            done = int(z["epoch"])
-            if done > epochs:
-                log.info("%s: has %d epochs, more than the %d asked, starting fresh", path, done, epochs)  # fmt: skip
-                return None
-            params = {k: z[k].copy() for k in ("W", "C", "bw", "bc", "gW", "gC", "gbw", "gbc")}
-            return done, [float(x) for x in z["losses"]], params
-    except (OSError, KeyError, ValueError) as exc:
-        log.warning("%s: unreadable checkpoint (%s), starting fresh", path, exc)
-        return None
-
-
-def _save_checkpoint(path: Path, fp: str, epoch: int, losses, params) -> None:
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, fingerprint=np.array(fp), epoch=np.int64(epoch),
-                 losses=np.array(losses, np.float64), **params)  # fmt: skip
-
-
 def _check_input(rows, cols, values, vocab_size):
     if not (rows.shape == cols.shape == values.shape) or rows.ndim != 1:
         raise DataError("co-occurrences: rows, cols and values must be 1-D of equal length")
@@ -280,9 +251,9 @@ def train_glove(
 
     start, losses, params = 0, [], None
     if ckpt is not None:
-        loaded = _load_checkpoint(ckpt, fp, cfg.epochs)
+        loaded = checkpoint.load_npz(ckpt, fp, PARAM_NAMES, max_epoch=cfg.epochs)
         if loaded is not None:
-            start, losses, params = loaded
+            start, losses, params = loaded.epoch, loaded.state["losses"], loaded.arrays
             log.info("resuming from %s after epoch %d", ckpt, start)
     if params is None:
         params = init_params(vocab_size, cfg.dim, cfg.seed, dtype)
@@ -312,7 +283,7 @@ def train_glove(
         seconds.append(time.perf_counter() - t0)
         losses.append(loss)
         if ckpt is not None:
-            _save_checkpoint(ckpt, fp, epoch + 1, losses, step.state())
+            checkpoint.save_npz(ckpt, fp, epoch + 1, step.state(), {"losses": losses})
         bar.set_postfix(loss=f"{loss:.5f}")
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1, loss)

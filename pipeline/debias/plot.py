@@ -11,7 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from pipeline.atomic import atomic_path  # noqa: E402
+from pipeline.core.atomic import atomic_path  # noqa: E402
 
 Points = Mapping[str, tuple[float, float]]  # word -> (x, y)
 
@@ -83,11 +83,11 @@ def plot_debias(
 ) -> None:
     """:func:`plot_projections` of two ``Embeddings`` (before and after debiasing).
 
-    The y axis (a neutral axis, see :func:`pipeline.bias_metrics.neutral_axis`) comes
+    The y axis (a neutral axis, see :func:`pipeline.debias.metrics.neutral_axis`) comes
     from ``before`` so both panels share it; the ``n_labels`` most aligned words per end
     (before) are labelled in both panels.
     """
-    from pipeline.bias_metrics import most_aligned, neutral_axis, projection_points
+    from pipeline.debias.metrics import most_aligned, neutral_axis, projection_points
 
     y_axis = neutral_axis(before, neutral_words, direction)
     aligned = most_aligned(before, neutral_words, direction, n_labels)
