@@ -1,6 +1,10 @@
 # Two commands do everything: `make run` (the whole pipeline) and `make test`.
 SHELL := /bin/bash
 VENV ?= .venv
+# The lock is made for CPython 3.11; other versions (3.12, 3.13) work from the ranges in
+# pyproject.toml: `make setup PYTHON=python3.12 LOCK=`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+LOCK ?= requirements.lock
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # Stage commands in dvc.yaml call `python`: it must be the venv's.
@@ -10,18 +14,26 @@ export MLFLOW_DISABLE_TELEMETRY := true
 MLFLOW_PORT ?= 5000
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-all lint format params gpu-bundle mlflow-ui bench clean
+.PHONY: help setup lock run test test-all lint format params mlflow-ui clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
-	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
+$(STAMP): pyproject.toml $(LOCK)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+ifneq ($(LOCK),)
+	$(PY) -m pip install -q --require-hashes -r $(LOCK)
+	$(PY) -m pip install -q --no-deps -e .
+else
 	$(PY) -m pip install -q -e '.[dev]'
+endif
 	@touch $(STAMP)
 
-setup: $(STAMP) ## create or refresh .venv (pinned dependencies from pyproject.toml)
+setup: $(STAMP) ## create or refresh .venv: exactly the versions and hashes of requirements.lock
+
+lock: setup ## regenerate requirements.lock from the ranges in pyproject.toml (CPython 3.11)
+	$(VENV)/bin/pip-compile --quiet --extra dev --generate-hashes --allow-unsafe --strip-extras \
+	  --no-emit-index-url --no-emit-find-links --output-file requirements.lock pyproject.toml
 
 run: setup ## run the whole pipeline (dvc repro) on the default data
 	@test -d .git || git init -q
@@ -43,9 +55,6 @@ format: setup ## ruff autofix and format
 
 params: setup ## regenerate params.yaml from conf/ (dvc exp run does this itself)
 	$(PY) -m stages.compose_params
-
-gpu-bundle: setup ## pack .gpu/ (gpu params, raw data, wheels) for benchmarks/gpu_suite.py (docs/GPU.md)
-	bash benchmarks/gpu_bundle.sh
 
 mlflow-ui: setup ## open the MLflow UI on http://127.0.0.1:$(MLFLOW_PORT)
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui \

@@ -74,3 +74,37 @@ def test_default_uri_is_absolute_sqlite(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
     uri = tracking.default_tracking_uri(tmp_path)
     assert uri == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_a_copied_checkout_writes_only_inside_itself(tmp_path, monkeypatch):
+    """Copy a repository with runs; a stage run in the copy leaves the original as it was."""
+    import shutil
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("WORDPIPE_PIPELINE_ID", raising=False)
+    original, copy = tmp_path / "original", tmp_path / "copy"
+    original.mkdir()
+    monkeypatch.chdir(original)
+    (original / "r.txt").write_text("first")
+    with tracking.stage_run("prepare") as tr:
+        tr.log_artifact(original / "r.txt")
+    shutil.copytree(original, copy)
+    before = {"db": (original / "mlflow.db").read_bytes(), "runs": _snapshot(original / "mlruns")}
+
+    monkeypatch.chdir(copy)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # a new process: mlflow sets it
+    (copy / "r.txt").write_text("second")
+    with tracking.stage_run("cooccur") as tr:
+        tr.log_artifact(copy / "r.txt")
+    assert tr.enabled
+    assert (original / "mlflow.db").read_bytes() == before["db"]
+    assert _snapshot(original / "mlruns") == before["runs"]
+    new = [p for p in (copy / "mlruns").rglob("r.txt") if p.read_text() == "second"]
+    assert len(new) == 1
+    uri = f"sqlite:///{copy / 'mlflow.db'}"
+    runs = {r.data.tags.get("dvc.stage"): r for r in _runs(uri)}
+    assert runs["cooccur"].info.artifact_uri.startswith((copy / "mlruns").as_uri())

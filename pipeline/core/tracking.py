@@ -212,11 +212,35 @@ def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): obj}
 
 
-def _experiment_id(mlflow, root: Path) -> str:
+def _experiment_id(mlflow, root: Path, own_store: bool) -> str:
+    """The id of the project's experiment, created with its artifacts under ``root``.
+
+    In the repository's own store (``mlflow.db`` at ``root``), an experiment whose
+    artifact location is elsewhere (the store was copied or moved with its checkout)
+    is pointed at this checkout's ``mlruns/`` first, so that new runs never write into
+    another checkout. Older runs keep the artifact paths they were logged with.
+    """
+    here = (root / "mlruns").as_uri()
     exp = mlflow.get_experiment_by_name(EXPERIMENT_NAME)
-    if exp is not None:
-        return exp.experiment_id
-    return mlflow.create_experiment(EXPERIMENT_NAME, artifact_location=(root / "mlruns").as_uri())
+    if exp is None:
+        return mlflow.create_experiment(EXPERIMENT_NAME, artifact_location=here)
+    if own_store and exp.artifact_location != here:
+        _relocate_artifacts(root / "mlflow.db", exp.experiment_id, here)
+    return exp.experiment_id
+
+
+def _relocate_artifacts(db: Path, experiment_id: str, location: str) -> None:
+    """Set the artifact location of one experiment of a local sqlite store.
+
+    MLflow has no API to change it; the column is part of its stable sqlite schema.
+    """
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(db)) as con, con:
+        con.execute(
+            "UPDATE experiments SET artifact_location = ? WHERE experiment_id = ?",
+            (location, int(experiment_id)),
+        )
 
 
 def _parent_run(client, experiment_id: str, key: str) -> str:
@@ -253,7 +277,8 @@ def stage_run(stage: str, params: Mapping[str, Any] | None = None) -> Iterator[T
 
             mlflow.set_tracking_uri(uri)
             client = mlflow.MlflowClient()
-            exp_id = _experiment_id(mlflow, root)
+            own_store = uri == f"sqlite:///{root / 'mlflow.db'}"
+            exp_id = _experiment_id(mlflow, root, own_store)
             tags = {
                 "dvc.stage": os.environ.get("DVC_STAGE", stage),
                 "wordpipe.kind": "stage",

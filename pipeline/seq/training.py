@@ -19,6 +19,7 @@ from typing import Any, Literal
 import torch
 
 from pipeline.core.errors import ConfigError
+from pipeline.seq.quiet import quiet_third_party
 
 CHECKPOINT_NAME = "model"
 LAST_NAME = "last"  # the state after the latest epoch: what a killed run resumes from
@@ -143,6 +144,7 @@ def build_trainer(
         from datetime import timedelta
 
         max_time = timedelta(seconds=settings.max_time_s)
+    quiet_third_party()
     return L.Trainer(
         accelerator="gpu" if gpu else "cpu",
         devices=1,
