@@ -5,6 +5,8 @@ VENV ?= .venv
 # pyproject.toml: `make setup PYTHON=python3.12 LOCK=`.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 LOCK ?= requirements.lock
+# the CPU build of torch: a plain `torch` from PyPI is a CUDA build of several GB
+LOCK_TORCH ?= 2.13.0+cpu
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # Stage commands in dvc.yaml call `python`: it must be the venv's.
@@ -31,9 +33,12 @@ endif
 
 setup: $(STAMP) ## create or refresh .venv: exactly the versions and hashes of requirements.lock
 
-lock: setup ## regenerate requirements.lock from the ranges in pyproject.toml (CPython 3.11)
+lock: ## regenerate requirements.lock from the ranges in pyproject.toml (CPython 3.11)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@test -x $(VENV)/bin/pip-compile || $(PY) -m pip install -q pip-tools
 	$(VENV)/bin/pip-compile --quiet --extra dev --generate-hashes --allow-unsafe --strip-extras \
-	  --no-emit-index-url --no-emit-find-links --output-file requirements.lock pyproject.toml
+	  --no-emit-index-url --no-emit-find-links --upgrade-package "torch==$(LOCK_TORCH)" \
+	  --output-file requirements.lock pyproject.toml
 
 run: setup ## run the whole pipeline (dvc repro) on the default data
 	@test -d .git || git init -q
