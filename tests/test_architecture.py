@@ -106,3 +106,25 @@ def test_a_foreach_list_does_not_rerun_its_items(param):
     dag = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     for stage in dag.values():
         assert param not in stage.get("do", stage).get("params", [])
+
+
+def test_every_params_key_a_stage_names_exists():
+    """A stage listing a key that params.yaml lacks would never rerun when it changes."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    dag = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for name, stage in dag.items():
+        body = stage.get("do", stage)
+        for key in body.get("params", []):
+            if "${" in str(key):  # foreach items: checked per item below
+                continue
+            node = params
+            for part in str(key).split("."):
+                assert isinstance(node, dict) and part in node, f"{name}: params key {key}"
+                node = node[part]
+
+
+def test_makefile_phony_targets_exist():
+    text = (ROOT / "Makefile").read_text()
+    phony = re.search(r"^\.PHONY:(.*)$", text, re.M).group(1).split()
+    for target in phony:
+        assert re.search(rf"^{re.escape(target)}:", text, re.M), target
