@@ -155,6 +155,15 @@ def test_a_zip_bomb_stops_at_the_size_cap_nothing_left(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
+def test_a_zip_bomb_stops_at_the_ratio_cap(tmp_path):
+    bomb = _zip_bomb(tmp_path / "bomb.zip", 64)  # 64 MiB of zeros in about 64 KiB
+    with pytest.raises(DataError, match="exceeds 8 times the archive's size.*zip bomb"):
+        fetch_path(tmp_path, bomb, extract_limits=ExtractLimits(max_ratio=8))
+    assert not (tmp_path / "out").exists()
+    # the default ratio stops a 1 MB archive long before 1 GiB
+    assert ExtractLimits().max_ratio * (1 << 20) < (1 << 30) / 4
+
+
 def test_the_member_cap_counts_every_entry(tmp_path):
     arc = make_zip(tmp_path / "many.zip", {f"d/f{i}.txt": b"x" for i in range(30)})
     with pytest.raises(DataError, match="more than 10 members"):
@@ -165,9 +174,15 @@ def test_the_member_cap_counts_every_entry(tmp_path):
 
 def test_limits_are_settings_that_name_their_key():
     s = parse_settings({"max_extract_mb": 2, "max_members": 7, "timeout_s": 5, "datasets": {}})
-    assert s.extract_limits == ExtractLimits(2 << 20, 7)
+    assert s.extract_limits == ExtractLimits(max_bytes=2 << 20, max_ratio=200, max_members=7)
     assert s.deadlines.timeout_s == 5.0
-    for key, bad in [("max_extract_mb", 0), ("stall_timeout_s", -1), ("max_members", 0)]:
+    bad_values = [
+        ("max_extract_mb", 0),
+        ("max_extract_ratio", 0.5),
+        ("stall_timeout_s", -1),
+        ("max_members", 0),
+    ]
+    for key, bad in bad_values:
         with pytest.raises(ConfigError, match=f"fetch.{key}"):
             parse_settings({key: bad})
     with pytest.raises(ConfigError, match="fetch.datasets.x.source"):

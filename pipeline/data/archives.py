@@ -139,20 +139,25 @@ _STREAM_ERRORS = (
 @dataclass(frozen=True)
 class ExtractLimits:
     """Caps checked while extracting, so a hostile archive (a zip bomb, millions of
-    members) stops early: ``max_bytes`` of extracted data in all, ``max_members``
-    entries read from the archive (folders included; a nested archive counts too)."""
+    members) stops early: ``max_bytes`` of extracted data in all; ``max_ratio`` extracted
+    bytes per byte of the archive (counted from 1 MiB up: text compresses about 3-10
+    times, a bomb a thousand times); ``max_members`` entries read from the archive
+    (folders included). A nested archive shares its outer archive's budget."""
 
     max_bytes: int = 8 << 30
+    max_ratio: float = 200.0
     max_members: int = 100_000
 
 
 class _Budget:
-    """What an extraction has used of its :class:`ExtractLimits` so far."""
+    """What an extraction of ``archive`` has used of its :class:`ExtractLimits` so far."""
 
-    def __init__(self, limits: ExtractLimits) -> None:
+    def __init__(self, limits: ExtractLimits, archive: Path) -> None:
         self.limits = limits
         self.bytes = 0
         self.members = 0
+        size = max(archive.stat().st_size if archive.is_file() else 0, 1 << 20)
+        self.ratio_cap = limits.max_ratio * size
 
     def member(self, archive: Path) -> None:
         self.members += 1
@@ -169,6 +174,12 @@ class _Budget:
             raise DataError(
                 f"{archive.name}: extracted data exceeds {mb:g} MB at member {name!r} "
                 "(limit fetch.max_extract_mb); refusing to extract"
+            )
+        if self.bytes > self.ratio_cap:
+            raise DataError(
+                f"{archive.name}: extracted data exceeds {self.limits.max_ratio:g} times the "
+                f"archive's size at member {name!r}, like a zip bomb (limit "
+                "fetch.max_extract_ratio); refusing to extract"
             )
 
 
@@ -334,7 +345,7 @@ def extract_into(
     ``limits`` (checked while extracting).
     """
     archive, folder = Path(archive), Path(folder)
-    budget = _budget or _Budget(limits or ExtractLimits())
+    budget = _budget or _Budget(limits or ExtractLimits(), archive)
     rules = list(members) or [Member()]
     hits = [0] * len(rules)
     written: dict[str, str] = {}
@@ -406,7 +417,7 @@ def extract_nested_into(
     """Like :func:`extract_into`; with ``nested``, first pull that member (an archive
     inside the archive) out to a temporary file and extract ``members`` from it. Both
     steps share one budget of ``limits``."""
-    budget = _Budget(limits or ExtractLimits())
+    budget = _Budget(limits or ExtractLimits(), Path(archive))
     if not nested:
         return extract_into(archive, folder, members, _budget=budget)
     inner = safe_name(nested)

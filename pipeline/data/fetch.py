@@ -140,13 +140,15 @@ class FetchSettings:
     """The ``fetch`` section: where downloads are cached, the limits of every download
     and extraction, and the datasets (each validated by :func:`parse_spec`).
 
-    ``max_extract_mb`` / ``max_members``: the most data and the most archive entries one
-    dataset may extract (a zip bomb stops there). ``timeout_s``, ``stall_timeout_s``,
+    ``max_extract_mb`` / ``max_extract_ratio`` / ``max_members``: the most data, the most
+    data per byte of the archive and the most archive entries one dataset may extract (a
+    zip bomb stops there; see :class:`ExtractLimits`). ``timeout_s``, ``stall_timeout_s``,
     ``connect_timeout_s``: see :class:`Deadlines`.
     """
 
     cache_dir: str = DEFAULT_CACHE
     max_extract_mb: float = field(default=8192.0, metadata={"gt": 0})
+    max_extract_ratio: float = field(default=200.0, metadata={"min": 1})
     max_members: int = field(default=100_000, metadata={"min": 1})
     timeout_s: float = field(default=3600.0, metadata={"gt": 0})
     stall_timeout_s: float = field(default=60.0, metadata={"gt": 0})
@@ -159,7 +161,9 @@ class FetchSettings:
 
     @property
     def extract_limits(self) -> ExtractLimits:
-        return ExtractLimits(int(self.max_extract_mb * (1 << 20)), self.max_members)
+        return ExtractLimits(
+            int(self.max_extract_mb * (1 << 20)), self.max_extract_ratio, self.max_members
+        )
 
 
 def parse_settings(mapping: Mapping[str, Any] | None, where: str = "fetch") -> FetchSettings:
