@@ -341,3 +341,20 @@ def test_the_next_fetch_sweeps_partial_files(tmp_path, no_backoff):
     with pytest.raises(DataError, match="download of"):  # nothing listens on port 9
         fetch_dataset("x", spec, tmp_path / "o", tmp_path / "cache", limits=Deadlines(2, 1, 1))
     assert [p for p in (tmp_path / "cache").rglob("*") if p.is_file()] == []
+
+
+def test_a_downloaded_archive_that_does_not_parse_is_an_error(tmp_path):
+    from tests.test_fetch import Server, sha
+
+    cut = make_zip(tmp_path / "src.zip", FILES).read_bytes()[:100]
+    srv = Server()
+    srv.routes["/f/corpus.zip"] = cut
+    spec = parse_spec(
+        {"source": "url", "url": f"{srv.url}/f/corpus.zip", "sha256": sha(cut)}, "f.d.x"
+    )
+    try:
+        with pytest.raises(DataError, match=r"corpus\.zip: not a valid zip archive"):
+            fetch_dataset("x", spec, tmp_path / "o", tmp_path / "c")
+    finally:
+        srv.close()
+    assert not (tmp_path / "o").exists()
