@@ -63,6 +63,8 @@ def check_weights(
     beyond ``bound`` in magnitude. Reads each array twice (max and min), copies nothing."""
     lr_text = f"{lr_key} = {lr:g}" if lr is not None else lr_key
     for name, array in weights:
+        if hasattr(array, "detach"):  # a torch parameter: read without autograd
+            array = array.detach()
         if (array.numel() if hasattr(array, "numel") else array.size) == 0:
             continue
         hi, lo = float(array.max()), float(array.min())  # NaN propagates through both
