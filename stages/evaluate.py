@@ -58,7 +58,9 @@ def run(args: argparse.Namespace) -> None:
     with stage_run("evaluate", cfg) as tracker:
         tracker.set_tags({"embedding": name})
         tracker.log_params({"embedding": name, "vocab_size": len(emb), "dim": emb.dim})
-        metrics = evaluate_embeddings(emb, cfg.benchmark_dir, cfg.settings())
+        metrics = evaluate_embeddings(
+            emb, cfg.benchmark_dir, cfg.settings(), name=str(EMBEDDINGS / name)
+        )
 
         reports.mkdir(parents=True, exist_ok=True)
         text = neighbours_report(emb, cfg.probe_words, cfg.neighbours_topn)

@@ -59,6 +59,9 @@ def run(args: argparse.Namespace) -> None:
                 len(vocab),
                 Path("data/interim") / name,
                 logger=tracker.lightning_logger(),
+                lr_key=f"lm.levels.{args.level}.lr"
+                if "lr" in levels[args.level]
+                else "lm.common.lr",
             )
         evals = {
             split: lm.evaluate_stream(model, streams[split], cfg.eval_batch_size, cfg.bptt)
@@ -92,6 +95,7 @@ def run(args: argparse.Namespace) -> None:
             "time_per_epoch_s": info["time_per_epoch_s"],
             "train_time_s": t.seconds,
             "parameters": info["parameters"],
+            "resumed": info["resumed"],
             "train_tokens": int(streams["train"].size),
         }
         for split, ev in evals.items():

@@ -68,3 +68,40 @@ def test_not_a_mapping():
 def test_flat_dict():
     flat = to_flat_dict(Example(), prefix="G.")
     assert flat["G.dim"] == 100 and flat["G.inner.size"] == 3
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize("key", ["alpha", "name", "words"])
+def test_nan_and_infinity_are_refused_naming_the_key(key, bad):
+    value = [bad] if key == "words" else bad
+    with pytest.raises(ConfigError) as err:
+        from_mapping(Example, {key: value}, where="glove")
+    named = "glove.words[0]" if key == "words" else f"glove.{key}"
+    assert str(err.value).startswith(f"{named}: {bad!r} is not a finite number")
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [
+        ("glove", "alpha", float("nan")),
+        ("glove", "x_max", float("inf")),
+        ("glove", "lr", float("nan")),
+        ("skipgram", "ns_exponent", float("nan")),
+        ("skipgram", "lr", float("inf")),
+    ],
+)
+def test_real_sections_refuse_nan_and_infinity(section, key, value):
+    from pipeline.glove.train import GloveConfig
+    from pipeline.word2vec.config import SkipGramConfig
+
+    cls = {"glove": GloveConfig, "skipgram": SkipGramConfig}[section]
+    with pytest.raises(ConfigError, match=rf"^{section}\.{key}: {value!r} is not a finite"):
+        from_mapping(cls, {key: value}, where=section)
+
+
+def test_yaml_nan_is_refused(tmp_path):
+    import yaml
+
+    params = yaml.safe_load("glove:\n  dim: 3\n  alpha: .nan\n")
+    with pytest.raises(ConfigError, match=r"^glove\.alpha: nan is not a finite number"):
+        from_mapping(Example, params["glove"], where="glove")

@@ -162,3 +162,21 @@ def test_block_order_is_a_permutation_grouped_by_block():
     for b in range(9):
         part = order[offsets[b] : offsets[b + 1]]
         assert np.all(rows[part] % 3 == b // 3) and np.all(cols[part] % 3 == b % 3)
+
+
+@pytest.mark.parametrize("lr", [100.0, 3.0])
+def test_diverged_but_finite_run_stops_before_writing_a_checkpoint(planted, tmp_path, lr):
+    rows, cols, values = planted
+    with pytest.raises(TrainingDivergedError, match=r"glove: training diverged in epoch 1: .*"
+                       rf"\(glove\.lr = {lr:g}\); lower glove\.lr"):  # fmt: skip
+        train_glove(rows, cols, values, VOCAB, cfg(tmp_path, lr=lr, epochs=2), progress=False)
+    assert not (tmp_path / "ckpt" / glove.CHECKPOINT_FILE).exists()
+
+
+def test_sane_learning_rates_stay_below_the_divergence_bounds(planted):
+    rows, cols, values = planted
+    res = train_glove(rows, cols, values, VOCAB, cfg(lr=0.2), progress=False)
+    logx = np.log(values.astype(np.float64))
+    untrained = glove.untrained_loss(logx, weighting(values, 10.0, 0.75))
+    assert res.losses[0] < untrained and res.losses[-1] < 0.2 * untrained
+    assert np.abs(res.vectors).max() < 10

@@ -212,3 +212,40 @@ def test_huffman_ties_in_corpus_order_like_word2vec():
         tuple(w for w in range(3, 7) if tree.path(w) == tree.path(v)) for v in range(3, 7)
     )
     assert pairs == [(3, 5), (3, 5), (4, 6), (4, 6)]
+
+
+def zipf_corpus(vocab: int = 5000, words: int = 300_000, seed: int = 0) -> np.ndarray:
+    """Zipf-distributed words in 300-word paragraphs: enough repeated frequent words for
+    too high a learning rate to run away without ever reaching NaN."""
+    rng = np.random.default_rng(seed)
+    p = 1.0 / np.arange(1, vocab - 2)
+    ids = 3 + rng.choice(vocab - 3, size=words, p=p / p.sum())
+    ids[::300] = 2
+    return ids.astype(np.int32)
+
+
+def test_diverged_but_finite_run_stops_and_writes_no_checkpoint(tmp_path):
+    # lr 0.3: before the check, 3 epochs ended with exit 0, loss 6e3 per update (the
+    # untrained model's is 6 log 2 = 4.16) and vectors entries up to 229
+    ids = zipf_corpus()
+    with pytest.raises(TrainingDivergedError, match=r"skipgram: training diverged in epoch 1: "
+                       r"loss .* more than 10x .*\(skipgram\.lr = 0\.3\); lower skipgram\.lr"):  # fmt: skip
+        train_word2vec(ids, 5000, cfg(dim=100, epochs=3, lr=0.3, sample=1e-3, seed=1),
+                       checkpoint_dir=tmp_path, keep_checkpoint=True, progress=False)  # fmt: skip
+    assert not (tmp_path / "checkpoint.npz").exists()
+
+
+def test_hierarchical_softmax_divergence_is_measured_against_its_own_start():
+    with pytest.raises(TrainingDivergedError, match=r"skipgram\.lr = 1\)"):
+        train_word2vec(IDS, VOCAB, cfg(epochs=2, lr=1.0, output="hs"), progress=False)
+
+
+def test_untrained_loss_is_where_training_starts():
+    from pipeline.word2vec.train import untrained_loss_per_update
+
+    corpus = make_corpus(IDS, VOCAB, 10000)
+    for out in ("ns", "hs", "softmax"):
+        c = cfg(epochs=1, output=out, lr=1e-9)  # no learning: the first epoch's loss
+        res = train_word2vec(IDS, VOCAB, c, progress=False)
+        start = untrained_loss_per_update(corpus, c, VOCAB)
+        assert res.epoch_stats[0]["loss_per_update"] == pytest.approx(start, rel=0.05), out

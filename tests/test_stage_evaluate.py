@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -149,3 +150,60 @@ def test_stage_on_real_benchmark_files(tmp_path, monkeypatch, smoke_params):
     assert metrics["analogy_questions"] == 19544 and metrics["msr_questions"] == 8000
     assert 0 < metrics["analogy_coverage"] < 0.05  # only the family words are known
     assert 0 < metrics["ws353_oov"] < 1
+
+
+def _corrupt(vectors: np.ndarray, how: str) -> np.ndarray:
+    v = vectors.copy()
+    if how == "nan":
+        v[7, 3] = np.nan
+    elif how == "inf":
+        v[9, 0] = np.inf
+    elif how == "zero":
+        v[:] = 0.0
+    elif how == "diverged":  # a diverged trainer's output: every entry in the hundreds
+        v *= 300.0
+    else:  # "spread": one vector 1e4 times the others
+        v *= 1e-4
+        v[10] *= 1e4
+    return v
+
+
+@pytest.mark.parametrize(
+    ("how", "message"),
+    [
+        ("nan", r"bad/vectors\.npy: contains NaN or infinite values"),  # refused on load
+        ("inf", r"bad/vectors\.npy: contains NaN or infinite values"),
+        ("zero", "every vector is zero"),
+        ("diverged", r"vector norms reach .* above 1000: .* diverged"),
+        ("spread", r"degenerate vector norms: 'she' has norm .* more than 1000x the median"),
+    ],
+)
+def test_stage_refuses_broken_vectors_naming_the_embedding(
+    tmp_path, monkeypatch, smoke_params, capsys, how, message
+):
+    emb, bench = make_world(tmp_path)
+    Embeddings(emb.words, _corrupt(np.asarray(emb.vectors), how), emb.counts).save(
+        tmp_path / "data/processed/embeddings/bad"
+    )
+    configure(tmp_path, monkeypatch, smoke_params, bench)
+    with pytest.raises(SystemExit) as exc:
+        stage.main(["bad"])
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert "error: data/processed/embeddings/bad" in err and re.search(message, err), err
+    assert not (tmp_path / "metrics/evaluate_bad.json").exists()
+    assert not (tmp_path / "reports/evaluate/bad").exists()
+
+
+def test_check_vectors_refuses_non_finite_vectors_in_memory():
+    from pipeline.core.errors import DataError
+    from pipeline.evaluation.intrinsic import check_vectors
+
+    words = ["<pad>", "a", "b", "c"]
+    vecs = np.ones((4, 3), np.float32)
+    check_vectors(Embeddings(words, vecs), "ok")
+    vecs[2, 1] = np.inf
+    emb = Embeddings(words, vecs)
+    with pytest.raises(DataError, match=r"^mine: 1 vectors have NaN or infinite entries "
+                       r"\(first: 'b'\)"):  # fmt: skip
+        check_vectors(emb, "mine")

@@ -74,3 +74,21 @@ def test_stage_vocab_mismatch_is_a_clear_error(tmp_path, monkeypatch, smoke_para
     assert exc.value.code == 1
     assert "vocab.tsv" in capsys.readouterr().err
     assert not (tmp_path / "data/processed/embeddings/glove").exists()
+
+
+def test_diverged_run_exits_1_naming_glove_lr_and_writes_nothing(
+    tmp_path, monkeypatch, smoke_params, capsys
+):
+    make_inputs(tmp_path)
+    smoke_params["cooccur"]["corpus"] = "tiny"
+    smoke_params["glove"].update(lr=100.0, epochs=2)
+    write_params(tmp_path, smoke_params)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        stage.main([])
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert "glove: training diverged in epoch 1" in err and "lower glove.lr" in err
+    assert not (tmp_path / "data/processed/embeddings/glove").exists()
+    assert not (tmp_path / "metrics/glove.json").exists()
+    assert not (tmp_path / "data/interim/glove/glove.npz").exists()

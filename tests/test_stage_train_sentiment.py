@@ -80,3 +80,20 @@ def test_bad_model_and_dim_mismatch_are_clear_errors(repo, capsys):
         train_sentiment.main(["avg"])
     assert "sentiment.embedding_dim" in capsys.readouterr().err
     assert not (root / "metrics/train_sentiment_avg.json").exists()
+
+
+def test_diverging_run_stops_naming_the_lr_and_writes_nothing(repo, capsys):
+    from stages import train_sentiment
+
+    root, params = repo
+    params["sentiment"]["avg"]["lr"] = 50.0  # AdamW steps of 50: the loss climbs, finite
+    write_params(root, params)
+    with pytest.raises(SystemExit) as exc:
+        train_sentiment.main(["avg"])
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert "sentiment: training diverged by step" in err, err
+    assert "(sentiment.avg.lr = 50); lower sentiment.avg.lr" in err
+    assert not (root / "metrics/train_sentiment_avg.json").exists()
+    assert not (root / "data/processed/models/sentiment_avg").exists()
+    assert not (root / "reports/sentiment/avg").exists()

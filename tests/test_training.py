@@ -144,3 +144,39 @@ def test_exported_weights_do_not_depend_on_the_checkpoint_folder(tmp_path):
     (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
     with pytest.raises(DataError, match="junk.ckpt"):
         export_weights(tmp_path / "junk.ckpt", tmp_path / "out.ckpt")
+
+
+def test_divergence_guard_checks_windows_against_the_first_step_and_weights():
+    from types import SimpleNamespace
+
+    from pipeline.core.errors import TrainingDivergedError
+    from pipeline.seq.callbacks import DivergenceGuard
+
+    guard = DivergenceGuard("lm", "lm.common.lr", lr=0.5, window=3)
+    trainer = SimpleNamespace(global_step=0, current_epoch=0)
+    module = torch.nn.Linear(2, 2)
+    for loss in (2.0, 5.0, 19.0, 1.0):  # first step 2.0; window mean 8.3 < 20
+        guard.on_train_batch_end(trainer, module, {"loss": torch.tensor(loss)}, None, 0)
+    guard.on_train_epoch_end(trainer, module)
+    assert guard.state_dict() == {"reference": 2.0}
+    resumed = DivergenceGuard("lm", "lm.common.lr", lr=0.5, window=3)
+    resumed.load_state_dict(guard.state_dict())  # a resumed run keeps the first step
+    for loss in (30.0, 30.0):
+        resumed.on_train_batch_end(trainer, module, torch.tensor(loss), None, 0)
+    with pytest.raises(TrainingDivergedError, match=r"loss 30 is more than 10x its start 2 "
+                       r"\(lm\.common\.lr = 0\.5\); lower lm\.common\.lr"):  # fmt: skip
+        resumed.on_train_batch_end(trainer, module, torch.tensor(30.0), None, 0)
+    with torch.no_grad():
+        module.weight[0, 0] = 5e3
+    with pytest.raises(TrainingDivergedError, match=r"parameter weight has \|w\| = 5000"):
+        guard.on_train_epoch_end(trainer, module)
+
+
+def test_run_timer_does_not_restore_the_time_of_an_earlier_run():
+    from datetime import timedelta
+
+    from pipeline.seq.callbacks import RunTimer
+
+    timer = RunTimer(duration=timedelta(seconds=60))
+    timer.load_state_dict({"time_elapsed": {"train": 1e6}})
+    assert timer.time_elapsed("train") == 0

@@ -11,13 +11,14 @@ metadata::
 
     cfg = from_mapping(GloveConfig, params["glove"], where="glove")
 
-Unknown keys, wrong types and out-of-range values raise :class:`ConfigError` naming the
+Unknown keys, wrong types, NaN or infinite numbers and out-of-range values raise :class:`ConfigError` naming the
 full key (``glove.alpha``), so a user can find the line in ``conf/`` to fix.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -34,6 +35,10 @@ def _type_name(tp: Any) -> str:
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:
     """Check ``value`` against the annotation ``tp``; return it (ints widen to floats)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        # NaN passes every range check (all comparisons are false) and infinity trains
+        # nothing: neither is a setting
+        raise ConfigError(f"{key}: {value!r} is not a finite number (NaN and infinity are refused)")
     origin = get_origin(tp)
     if tp is Any:
         return value

@@ -54,6 +54,11 @@ DEFAULT_SIMILARITY = {
 # Score matrices above this many float32 cells are computed in chunks.
 _MAX_CELLS = 32_000_000
 
+# Trained word vectors have row norms of order 1-10 (unit after debiasing); a diverged
+# trainer leaves thousands to 1e15. Beyond these the scores would be noise.
+MAX_ROW_NORM = 1e3
+MAX_NORM_SPREAD = 1e3  # largest row norm / median non-zero row norm
+
 
 @dataclass(frozen=True)
 class EvaluationSettings:
@@ -383,8 +388,45 @@ def score_word_pairs(
 
 
 # --------------------------------------------------------------------------- entry point
+def check_vectors(emb: Embeddings, name: str) -> None:
+    """Refuse vectors no evaluation can trust, with a :class:`DataError` naming ``name``:
+    non-finite entries, every row zero, a row norm above :data:`MAX_ROW_NORM`, or a
+    largest row norm more than :data:`MAX_NORM_SPREAD` times the median."""
+    vectors = emb.vectors
+    norms = np.empty(vectors.shape[0], np.float64)
+    for s in range(0, vectors.shape[0], 65536):  # float64 in bounded pieces: no overflow
+        block = vectors[s : s + 65536].astype(np.float64)
+        norms[s : s + 65536] = np.sqrt(np.einsum("ij,ij->i", block, block))
+    bad = ~np.isfinite(norms)
+    if bad.any():
+        first = int(np.argmax(bad))
+        raise DataError(
+            f"{name}: {int(bad.sum())} vectors have NaN or infinite entries (first: "
+            f"{emb.words[first]!r}); the training that wrote them diverged"
+        )
+    nonzero = norms[norms > 0]
+    if nonzero.size == 0:
+        raise DataError(f"{name}: every vector is zero; nothing was trained")
+    top = int(np.argmax(norms))
+    median = float(np.median(nonzero))
+    if norms[top] > MAX_ROW_NORM:
+        raise DataError(
+            f"{name}: vector norms reach {norms[top]:.4g} ({emb.words[top]!r}; median "
+            f"{median:.4g}), above {MAX_ROW_NORM:g}: trained vectors have norms of order "
+            "1-10, so the training that wrote them diverged (lower its learning rate)"
+        )
+    if norms[top] > MAX_NORM_SPREAD * median:
+        raise DataError(
+            f"{name}: degenerate vector norms: {emb.words[top]!r} has norm {norms[top]:.4g}, "
+            f"more than {MAX_NORM_SPREAD:g}x the median {median:.4g}"
+        )
+
+
 def evaluate_embeddings(
-    emb: Embeddings, benchmark_dir: str | os.PathLike, settings: EvaluationSettings
+    emb: Embeddings,
+    benchmark_dir: str | os.PathLike,
+    settings: EvaluationSettings,
+    name: str = "embeddings",
 ) -> dict:
     """Score ``emb`` on every benchmark of ``settings`` found under ``benchmark_dir``.
 
@@ -392,8 +434,10 @@ def evaluate_embeddings(
     ``analogy_coverage``, ``analogy_<method>_<part>``, ``analogy_sections`` (per section:
     questions, covered, accuracy per method), ``msr_total``, ``msr_<method>_total``,
     ``msr_coverage``, and per similarity benchmark ``<name>`` (Spearman), ``<name>_oov``,
-    ``<name>_pearson``, ``<name>_pairs``. Missing benchmark files raise DataError.
+    ``<name>_pearson``, ``<name>_pairs``. Missing benchmark files raise DataError, and so
+    do vectors that :func:`check_vectors` refuses (the message names ``name``).
     """
+    check_vectors(emb, name)
     bdir = Path(benchmark_dir)
     if not bdir.is_dir():
         raise DataError(f"{bdir}: benchmark folder not found")

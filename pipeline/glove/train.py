@@ -53,7 +53,8 @@ import numpy as np
 
 from pipeline.core import checkpoint
 from pipeline.core.devices import resolve_device
-from pipeline.core.errors import DataError, TrainingDivergedError
+from pipeline.core.divergence import check_loss, check_weights
+from pipeline.core.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +169,17 @@ def fingerprint(cfg: GloveConfig, device: str, rows, cols, values, vocab_size: i
     return checkpoint.fingerprint(settings, arrays=(rows, cols, values))
 
 
+def untrained_loss(logx: np.ndarray, fx: np.ndarray) -> float:
+    """The loss per non-zero of the all-zero model, ``sum 0.5 f(x) log(x)^2 / nnz``: where
+    training starts (the initial weights are within 0.5 / dim of zero) and what a
+    diverging run ends far above."""
+    total = 0.0
+    for s in range(0, logx.size, 1 << 22):  # float64 in bounded pieces
+        lx = logx[s : s + (1 << 22)].astype(np.float64)
+        total += float(np.dot(fx[s : s + (1 << 22)].astype(np.float64) * lx, lx))
+    return 0.5 * total / max(logx.size, 1)
+
+
 def epoch_order(seed: int, epoch: int, nnz: int) -> np.ndarray:
     """The shuffled order of epoch ``epoch`` (0-based): a function of (seed, epoch) only."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, epoch]))
@@ -235,7 +247,13 @@ def train_glove(
 
     ``on_epoch_end(epoch, loss)`` (1-based epoch) is called after each epoch, once its
     checkpoint is written (also for epochs replayed from a checkpoint, so a logger sees
-    every epoch). Raises :class:`TrainingDivergedError` if a loss is NaN or infinite.
+    every epoch).
+
+    Raises :class:`~pipeline.core.errors.TrainingDivergedError` naming ``glove.lr``, before
+    the epoch's checkpoint is written, when an epoch's loss is not finite or more than
+    :data:`~pipeline.core.divergence.LOSS_FACTOR` times the loss before training (the
+    all-zero model's, :func:`untrained_loss`), or a weight or bias is beyond
+    :data:`~pipeline.core.divergence.MAX_ABS_WEIGHT` (see :mod:`pipeline.core.divergence`).
     """
     from tqdm import tqdm
 
@@ -264,6 +282,7 @@ def train_glove(
     # (nnz,) per-entry constants, computed once
     logx = np.log(values.astype(np.float64)).astype(dtype)
     fx = weighting(values, cfg.x_max, cfg.alpha).astype(dtype)
+    reference = untrained_loss(logx, fx)
 
     backend = _BACKENDS["cpu" if device == "cpu" else "torch"]
     step = backend(rows, cols, logx, fx, params, cfg, device)
@@ -275,11 +294,11 @@ def train_glove(
         t0 = time.perf_counter()
         total = step(epoch)
         loss = float(total) / nnz
-        if not math.isfinite(loss):
-            raise TrainingDivergedError(
-                f"glove: loss became {loss} in epoch {epoch + 1} (glove.lr = {cfg.lr}); "
-                "lower the learning rate (glove.lr) or check the co-occurrence counts"
-            )
+        when = f"in epoch {epoch + 1}"
+        check_loss(loss, reference, where="glove", lr_key="glove.lr", lr=cfg.lr, when=when)
+        # the parameters where they live (numpy or torch tensors): no copy
+        check_weights(((k, step.p[k]) for k in ("W", "C", "bw", "bc")),
+                      where="glove", lr_key="glove.lr", lr=cfg.lr, when=when)  # fmt: skip
         seconds.append(time.perf_counter() - t0)
         losses.append(loss)
         if ckpt is not None:

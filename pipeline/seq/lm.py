@@ -29,13 +29,9 @@ from pipeline.seq.encoder import EncoderConfig, Hidden, SequenceEncoder, detach_
 from pipeline.seq.heads import LMHead
 from pipeline.seq.training import (
     TrainerSettings,
-    build_trainer,
-    checkpoint_file,
-    clear_checkpoints,
     epoch_timer,
-    fit,
-    last_checkpoint_file,
     load_state_dict,
+    train_resumable,
     uses_gpu,
 )
 
@@ -342,39 +338,42 @@ def train_language_model(
     vocab_size: int,
     checkpoint_dir: str | os.PathLike,
     logger: Any = None,
+    lr_key: str = "lm.common.lr",
 ) -> tuple[LanguageModel, dict[str, Any]]:
     """Train with truncated BPTT (Lightning); return the best model (by validation loss)
-    and ``{"epochs", "time_per_epoch_s", "checkpoint", "parameters"}``.
+    and ``{"epochs", "time_per_epoch_s", "checkpoint", "parameters", "resumed"}``.
 
-    With ``cfg.resume`` and an existing ``<checkpoint_dir>/last.ckpt`` (the state after
-    the latest epoch) written by a run with the same :func:`fingerprint`, training resumes
-    from it (optimizer state and epoch included); anything else starts fresh.
+    Through :func:`pipeline.seq.training.train_resumable`: with ``cfg.resume`` and a
+    ``<checkpoint_dir>/last.ckpt`` (the state after the latest epoch) written by a run with
+    the same :func:`fingerprint`, training resumes from it (optimizer state and epoch
+    included) and ends as the uninterrupted run; anything else starts fresh. A diverging
+    run stops with an error naming ``lr_key``.
     """
     from pipeline.seq.lit import LanguageModelModule
 
+    def make_module() -> LanguageModelModule:
+        model = LanguageModel(cfg.arch, vocab_size)
+        return LanguageModelModule(model, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
     trainer_cfg = cfg.trainer
     timer = epoch_timer()
-    trainer = build_trainer(trainer_cfg, checkpoint_dir, logger, callbacks=[timer])
-    model = LanguageModel(cfg.arch, vocab_size)  # after seed_everything: seeded init
-    module = LanguageModelModule(model, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    last = last_checkpoint_file(checkpoint_dir)
-    fp_file = Path(checkpoint_dir) / "fingerprint.txt"
-    fp = fingerprint(cfg, train, valid, vocab_size)
-    same = fp_file.is_file() and fp_file.read_text(encoding="utf-8").strip() == fp
-    resume_from = last if cfg.resume and same and last.is_file() else None
-    if resume_from is None:
-        clear_checkpoints(checkpoint_dir)
-    fp_file.write_text(fp + "\n", encoding="utf-8")
     loaders = (
         stream_loader(train, cfg.batch_size, cfg.bptt),
         stream_loader(valid, cfg.eval_batch_size, cfg.bptt),
     )
-    best = fit(trainer, module, loaders, ckpt_path=resume_from)
-    if best is not None and best.is_file():
-        model.load_state_dict(load_state_dict(best))
-    else:  # stopped (max_time) before the first validation: keep the last weights
-        best = checkpoint_file(checkpoint_dir)
-        trainer.save_checkpoint(best)
+    run = train_resumable(
+        make_module,
+        loaders,
+        trainer_cfg,
+        checkpoint_dir,
+        fingerprint(cfg, train, valid, vocab_size),
+        resume=cfg.resume,
+        lr_key=lr_key,
+        lr=cfg.lr,
+        logger=logger,
+        callbacks=[timer],
+    )
+    model, trainer, best = run.module.model, run.trainer, run.best
     # evaluation, sampling and scoring run where training ran (a big model is slow on CPU)
     model.to("cuda" if uses_gpu(trainer_cfg) else "cpu")
     info = {
@@ -383,6 +382,7 @@ def train_language_model(
         "epoch_seconds": list(timer.seconds),
         "checkpoint": best,
         "parameters": sum(p.numel() for p in model.parameters()),
+        "resumed": run.resumed,
     }
     return model, info
 

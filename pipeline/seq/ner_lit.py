@@ -25,15 +25,7 @@ from pipeline.seq.ner import (
     NerTagger,
     make_loader,
 )
-from pipeline.seq.training import (
-    TrainerSettings,
-    build_trainer,
-    checkpoint_file,
-    clear_checkpoints,
-    fit,
-    last_checkpoint_file,
-    load_state_dict,
-)
+from pipeline.seq.training import TrainerSettings, train_resumable
 
 
 class NerLit(L.LightningModule):
@@ -155,36 +147,22 @@ def train_tagger(
     fingerprint_value: str,
     logger=None,
 ) -> NerRunResult:
-    """Fit ``model`` with the shared trainer (early stopping and checkpoint on ``val_f1``),
-    resuming from ``<checkpoint_dir>/last.ckpt`` when its fingerprint matches; returns the
-    model loaded with the best weights."""
-    ckdir = Path(config.checkpoint_dir)
-    ckpt, last = checkpoint_file(ckdir), last_checkpoint_file(ckdir)
-    stamp = ckdir / "fingerprint.txt"
-    resume = (
-        config.resume
-        and last.is_file()
-        and stamp.is_file()
-        and stamp.read_text().strip() == fingerprint_value
-    )
-    if not resume:
-        clear_checkpoints(ckdir)
-    ckdir.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(fingerprint_value + "\n")
+    """Fit ``model`` with the shared driver
+    (:func:`pipeline.seq.training.train_resumable`: early stopping and checkpoint on
+    ``val_f1``, the fingerprint always stamped, ``<checkpoint_dir>/last.ckpt`` continued
+    only with ``ner.resume`` and a matching fingerprint); returns the model loaded with
+    the best weights. A diverging run stops with an error naming ``ner.model.lr``."""
     settings = config.trainer
-    trainer = build_trainer(settings, ckdir, logger=logger)
-    lit = NerLit(model, config.model)
     loaders = (
         make_loader(train, config.data.batch_size, shuffle=True, seed=settings.seed),
         make_loader(valid, config.data.eval_batch_size, shuffle=False),
     )
-    best = fit(trainer, lit, loaders, ckpt_path=last if resume else None)
-    best = best or (ckpt if ckpt.is_file() else None)
-    if best is None:
-        raise TrainingDivergedError("ner: training wrote no checkpoint (no validation ran?)")
-    model.load_state_dict(load_state_dict(best))
+    run = train_resumable(
+        lambda: NerLit(model, config.model), loaders, settings, config.checkpoint_dir, fingerprint_value,
+        resume=config.resume, lr_key="ner.model.lr", lr=config.model.lr, logger=logger,
+    )  # fmt: skip
     model.eval()
     return NerRunResult(
-        model, Path(best), lit.epoch_times, trainer.current_epoch, resume, lit.history,
-        device=trainer.strategy.root_device.type,
+        model, run.best, run.module.epoch_times, run.trainer.current_epoch, run.resumed,
+        run.module.history, device=run.trainer.strategy.root_device.type,
     )  # fmt: skip

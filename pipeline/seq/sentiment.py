@@ -28,13 +28,8 @@ from pipeline.seq.encoder import PAD_ID, EncoderConfig, SequenceEncoder
 from pipeline.seq.heads import ClassificationHead, length_mask
 from pipeline.seq.training import (
     TrainerSettings,
-    build_trainer,
-    checkpoint_file,
-    clear_checkpoints,
     epoch_timer,
-    fit,
-    last_checkpoint_file,
-    load_state_dict,
+    train_resumable,
 )
 
 #: ``random`` or the name of an artifact folder under data/processed/embeddings/ (glove,
@@ -149,16 +144,36 @@ def collate(batch: list[tuple[np.ndarray, int]]) -> tuple[torch.Tensor, ...]:
     return out, lengths, torch.tensor([label for _, label in batch])
 
 
+class EpochShuffle(torch.utils.data.Sampler):
+    """Indices ``0..n-1`` in an order that is a function of ``(seed, epoch)`` only.
+
+    Lightning calls :meth:`set_epoch` at every epoch start, also when it resumes from a
+    checkpoint, so a resumed run reads its epochs in the order the uninterrupted run did
+    (a generator seeded once would restart from its first permutation).
+    """
+
+    def __init__(self, n: int, seed: int = 0) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        yield from np.random.default_rng([self.seed, self.epoch]).permutation(self.n).tolist()
+
+
 def make_loader(
     ids: list[np.ndarray], labels: np.ndarray, batch_size: int, shuffle: bool, seed: int = 0
 ) -> DataLoader:
-    gen = torch.Generator().manual_seed(seed)
+    """Batches of ``(ids, lengths, labels)``; shuffled per epoch by :class:`EpochShuffle`."""
     return DataLoader(
         EncodedSentences(ids, labels),
         batch_size=batch_size,
-        shuffle=shuffle,
+        sampler=EpochShuffle(len(ids), seed) if shuffle else None,
         collate_fn=collate,
-        generator=gen if shuffle else None,
     )
 
 
@@ -245,8 +260,9 @@ class SentimentConfig:
     ``embedding``: ``random`` or a pipeline artifact under
     ``data/processed/embeddings/<name>/``; its dimension must equal ``embedding_dim``.
     ``max_train_examples``: use only the first N training sentences (time budget).
-    ``resume``: continue from ``<checkpoint_dir>/model.ckpt`` when it was written by a run
-    of the same model, settings and data (a killed run picks up where it stopped).
+    ``resume``: continue from ``<checkpoint_dir>/last.ckpt`` when it was written by a run
+    of the same model, settings and data (a killed run picks up where it stopped, whether
+    it ran with ``resume`` or not, and ends as the uninterrupted run on CPU).
     """
 
     models: list[str] = field(default_factory=lambda: ["avg", "rnn"])
@@ -308,16 +324,19 @@ def train_classifier(
     val_loader: DataLoader,
     checkpoint_dir: str | os.PathLike,
     logger: Any = None,
-    fingerprint_value: str | None = None,
+    fingerprint_value: str = "",
+    resume: bool = False,
+    lr_key: str = "sentiment.lr",
 ) -> dict[str, Any]:
     """Fit ``model`` in place (best validation checkpoint reloaded); returns
     ``{"epochs", "time_per_epoch_s", "checkpoint", "resumed"}``. Seed the model's
     initialisation before building it (``lightning.seed_everything``) for identical runs.
 
-    With ``fingerprint_value`` (see :func:`fingerprint`), training resumes from
-    ``<checkpoint_dir>/last.ckpt`` (the state after the latest epoch) when the stamp beside
-    it holds the same value (model, optimizer, epoch and early-stopping state restored);
-    otherwise it starts afresh.
+    Through :func:`pipeline.seq.training.train_resumable`: the fingerprint (see
+    :func:`fingerprint`) is always stamped beside the checkpoints; with ``resume`` and the
+    same fingerprint, training continues ``<checkpoint_dir>/last.ckpt`` (model, optimizer,
+    epoch and early-stopping state) and ends as the uninterrupted run; otherwise it starts
+    afresh. A diverging run stops with an error naming ``lr_key``.
     """
     from dataclasses import replace
 
@@ -325,35 +344,25 @@ def train_classifier(
 
     if settings.max_epochs is not None:
         trainer_settings = replace(trainer_settings, max_epochs=settings.max_epochs)
-    ckdir = Path(checkpoint_dir)
-    ckpt, last = checkpoint_file(ckdir), last_checkpoint_file(ckdir)
-    stamp = ckdir / "fingerprint.txt"
-    resume = (
-        fingerprint_value is not None
-        and last.is_file()
-        and stamp.is_file()
-        and stamp.read_text().strip() == fingerprint_value
-    )
     timer = epoch_timer()
-    trainer = build_trainer(trainer_settings, ckdir, logger, callbacks=[timer])
-    if not resume:
-        clear_checkpoints(ckdir)
-    if fingerprint_value is not None:
-        stamp.write_text(fingerprint_value + "\n")
-    module = ClassifierModule(model, lr=settings.lr, weight_decay=settings.weight_decay)
-    best = fit(trainer, module, (train_loader, val_loader), ckpt_path=last if resume else None)
-    best = best or (ckpt if resume and ckpt.is_file() else None)
-    if best is not None and best.is_file():
-        model.load_state_dict(load_state_dict(best))
-    else:  # stopped (max_time) before the first validation: keep the last weights
-        best = ckpt
-        trainer.save_checkpoint(best)
+    run = train_resumable(
+        lambda: ClassifierModule(model, lr=settings.lr, weight_decay=settings.weight_decay),
+        (train_loader, val_loader),
+        trainer_settings,
+        checkpoint_dir,
+        fingerprint_value,
+        resume=resume,
+        lr_key=lr_key,
+        lr=settings.lr,
+        logger=logger,
+        callbacks=[timer],
+    )
     model.cpu()
     return {
-        "epochs": int(trainer.current_epoch),
+        "epochs": int(run.trainer.current_epoch),
         "time_per_epoch_s": float(np.mean(timer.seconds)) if timer.seconds else None,
-        "checkpoint": best,
-        "resumed": bool(resume),
+        "checkpoint": run.best,
+        "resumed": run.resumed,
     }
 
 
@@ -557,7 +566,9 @@ def fit_sentiment(
         loader(valid_idx, False),
         checkpoint_dir,
         logger,
-        fingerprint(kind, cfg, texts, labels, matrix) if cfg.resume else None,
+        fingerprint(kind, cfg, texts, labels, matrix),
+        resume=cfg.resume,
+        lr_key=f"sentiment.{kind}.lr",
     )
     metrics: dict[str, Any] = {
         "model": kind,

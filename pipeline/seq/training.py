@@ -7,11 +7,15 @@ DVC sees fixed paths), seeding and deterministic CPU runs::
     trainer = build_trainer(TrainerSettings(max_epochs=5), "data/interim/train_lm_word",
                             logger=tracker.lightning_logger())
     best = fit(trainer, module, (train_loader, val_loader))
+
+The stages go through :func:`train_resumable`, which adds resuming (only a checkpoint of
+the same fingerprint), per-epoch seeding and the divergence guard around the two.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +27,7 @@ from pipeline.seq.quiet import quiet_third_party
 
 CHECKPOINT_NAME = "model"
 LAST_NAME = "last"  # the state after the latest epoch: what a killed run resumes from
+FINGERPRINT_FILE = "fingerprint.txt"  # the fingerprint of the run the checkpoints belong to
 
 
 @dataclass(frozen=True)
@@ -139,18 +144,18 @@ def build_trainer(
     if settings.progress_bar:
         cbs.append(TQDMProgressBar(refresh_rate=max(1, settings.log_every_n_steps)))
     cbs.extend(callbacks or [])
-    max_time = None
     if settings.max_time_s is not None:
         from datetime import timedelta
 
-        max_time = timedelta(seconds=settings.max_time_s)
+        from pipeline.seq.callbacks import RunTimer  # a resumed run gets its own budget
+
+        cbs.append(RunTimer(duration=timedelta(seconds=settings.max_time_s)))
     quiet_third_party()
     return L.Trainer(
         accelerator="gpu" if gpu else "cpu",
         devices=1,
         precision=resolve_precision(settings),
         max_epochs=settings.max_epochs,
-        max_time=max_time,
         gradient_clip_val=settings.gradient_clip_val or None,
         gradient_clip_algorithm="norm",
         deterministic=settings.deterministic and not gpu,
@@ -185,6 +190,74 @@ def fit(trainer, module, data, ckpt_path: str | os.PathLike | None = None) -> Pa
     cb = trainer.checkpoint_callback
     best = getattr(cb, "best_model_path", "") if cb is not None else ""
     return Path(best) if best else None
+
+
+@dataclass
+class TrainingRun:
+    """What :func:`train_resumable` returns: the module (its ``model`` holds the best
+    weights), the trainer after ``fit``, the checkpoint the weights came from and whether
+    the run continued an earlier one."""
+
+    module: Any
+    trainer: Any
+    best: Path
+    resumed: bool
+
+
+def train_resumable(
+    make_module: Callable[[], Any],
+    data: Any,
+    settings: TrainerSettings,
+    checkpoint_dir: str | os.PathLike,
+    fingerprint_value: str,
+    *,
+    resume: bool,
+    lr_key: str,
+    lr: float | None = None,
+    logger: Any = None,
+    callbacks: list | None = None,
+) -> TrainingRun:
+    """The one training driver of the sequence stages: stamp, clear, fit, reload best.
+
+    1. ``<checkpoint_dir>/fingerprint.txt`` is compared with ``fingerprint_value`` (see
+       :func:`pipeline.core.checkpoint.fingerprint`; built from everything that changes
+       what training computes, never from ``resume`` or the stopping rules). Only with
+       ``resume`` and the same fingerprint is ``last.ckpt`` continued; otherwise both
+       checkpoints are removed, so a checkpoint of other settings or data is never used.
+    2. The fingerprint file is written, whether ``resume`` is set or not, so a run killed
+       with ``resume: false`` can be continued by a rerun with ``resume: true``.
+    3. ``make_module()`` is called after :func:`build_trainer` has seeded everything (a
+       seeded initialisation) and fitted with :class:`~pipeline.seq.callbacks.EpochSeeder`
+       (every epoch draws from ``(seed, epoch)``: a resumed run equals the uninterrupted
+       one on CPU) and :class:`~pipeline.seq.callbacks.DivergenceGuard` (``lr_key`` is
+       the setting its error names).
+    4. The best checkpoint's weights are loaded into ``module.model``; a run stopped by
+       ``max_time_s`` before its first validation keeps (and saves) its last weights.
+    """
+    from pipeline.core.atomic import atomic_open
+    from pipeline.seq.callbacks import DivergenceGuard, EpochSeeder
+
+    ckdir = Path(checkpoint_dir)
+    ckdir.mkdir(parents=True, exist_ok=True)
+    last, stamp = last_checkpoint_file(ckdir), ckdir / FINGERPRINT_FILE
+    same = stamp.is_file() and stamp.read_text(encoding="utf-8").strip() == fingerprint_value
+    resumed = bool(resume and same and last.is_file())
+    if not resumed:
+        clear_checkpoints(ckdir)
+    with atomic_open(stamp) as fh:
+        fh.write(fingerprint_value + "\n")
+    where = lr_key.split(".")[0]
+    guard = DivergenceGuard(where, lr_key, lr)
+    cbs = [*(callbacks or []), EpochSeeder(settings.seed), guard]
+    trainer = build_trainer(settings, ckdir, logger, callbacks=cbs)
+    module = make_module()  # after seed_everything: seeded initialisation
+    best = fit(trainer, module, data, ckpt_path=last if resumed else None)
+    if best is None or not best.is_file():
+        best = checkpoint_file(ckdir)
+        if not best.is_file():  # stopped (max_time) before the first validation
+            trainer.save_checkpoint(best)
+    module.model.load_state_dict(load_state_dict(best))
+    return TrainingRun(module=module, trainer=trainer, best=best, resumed=resumed)
 
 
 def load_state_dict(path: str | os.PathLike, prefix: str = "model.") -> dict[str, torch.Tensor]:

@@ -41,9 +41,10 @@ import numpy as np
 
 from pipeline.core import checkpoint
 from pipeline.core.devices import resolve_device
+from pipeline.core.divergence import check_loss, check_weights
 from pipeline.core.errors import ConfigError, DataError, TrainingDivergedError
 from pipeline.word2vec.config import SkipGramConfig, TrainResult
-from pipeline.word2vec.corpus import N_SPECIAL, make_corpus
+from pipeline.word2vec.corpus import N_SPECIAL, huffman_tree, make_corpus
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,20 @@ def init_weights(cfg: SkipGramConfig, vocab_size: int) -> dict[str, np.ndarray]:
     return weights
 
 
+def untrained_loss_per_update(corpus, cfg: SkipGramConfig, vocab_size: int) -> float:
+    """word2vec's objective per (input, target) update before training: the output
+    weights start at zero, so every score is 0 and every sigmoid 1/2. Negative sampling:
+    ``(1 + negative) log 2``; hierarchical softmax: ``log 2`` per node of the target's
+    Huffman path (averaged over word counts); full softmax: ``log V``."""
+    if cfg.output == "ns":
+        return (1 + cfg.negative) * math.log(2)
+    if cfg.output == "hs":
+        counts = corpus.counts.astype(np.float64)
+        lengths = huffman_tree(corpus).lengths[: counts.size].astype(np.float64)
+        return math.log(2) * float(counts @ lengths) / max(float(counts.sum()), 1.0)
+    return math.log(vocab_size)
+
+
 EpochCallback = Callable[[dict[str, Any]], None]
 
 
@@ -108,7 +123,11 @@ def train_word2vec(
     ``effective_words_per_sec``, ``raw_words_per_sec``, ``lr``), after the checkpoint of
     that epoch is written. With ``checkpoint_dir``, a checkpoint of the same inputs and
     settings (see :func:`fingerprint`) is resumed; it is removed after the last epoch
-    unless ``keep_checkpoint``. Raises :class:`TrainingDivergedError` on a NaN/inf loss.
+    unless ``keep_checkpoint``. Raises :class:`TrainingDivergedError` naming ``skipgram.lr``
+    on a NaN/inf loss, an epoch's loss per update more than
+    :data:`~pipeline.core.divergence.LOSS_FACTOR` times the untrained model's
+    (:func:`untrained_loss_per_update`), or weights beyond
+    :data:`~pipeline.core.divergence.MAX_ABS_WEIGHT` (:mod:`pipeline.core.divergence`).
     """
     if vocab_size <= N_SPECIAL + 1:
         raise DataError(f"skipgram: vocabulary too small ({vocab_size} entries)")
@@ -137,6 +156,7 @@ def train_word2vec(
             losses, stats = loaded.state["losses"], loaded.state["stats"]
             log.info("resuming skipgram from epoch %d (%s)", start_epoch, ckpt)
 
+    untrained = untrained_loss_per_update(corpus, cfg, vocab_size)
     runner = backend_class(backend)
     epoch_fn = (
         runner(corpus, cfg, weights, workers)
@@ -174,13 +194,21 @@ def train_word2vec(
                     f"skipgram: loss became {loss} in epoch {epoch + 1} at learning rate "
                     f"{lr_now:.6g} (start lr {cfg.start_lr:g}); lower skipgram.lr"
                 )
+            when = f"in epoch {epoch + 1}"
+            # far above the untrained loss, or weights beyond the bound: diverged (and no
+            # checkpoint of it is written)
+            per_update = loss / max(upd, 1)
+            check_loss(per_update, untrained, where="skipgram", lr_key="skipgram.lr",
+                       lr=cfg.start_lr, when=when)  # fmt: skip
+            check_weights(weights.items(), where="skipgram", lr_key="skipgram.lr",
+                          lr=cfg.start_lr, when=when)  # fmt: skip
             losses.append(loss)
             eff_total += eff
             upd_total += upd
             st = {
                 "epoch": epoch + 1,
                 "loss": loss,
-                "loss_per_update": loss / max(upd, 1),
+                "loss_per_update": per_update,
                 "seconds": secs,
                 "effective_words": eff,
                 "effective_words_per_sec": eff / max(secs, 1e-9),
