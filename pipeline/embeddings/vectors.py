@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import mmap
 import os
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -37,6 +38,7 @@ VOCAB_FILE = "vocab.tsv"
 WORD2VEC_FILE = "vectors.txt"  # the same vectors for other tools (gensim, word2vec's C tools)
 
 log = logging.getLogger(__name__)
+_WHITESPACE = re.compile(r"\s")
 
 __all__ = ["Embeddings", "is_special", "VECTORS_FILE", "VOCAB_FILE", "WORD2VEC_FILE"]
 
@@ -316,7 +318,7 @@ class Embeddings:
     def portable(self) -> Embeddings:
         """The rows the word2vec formats can hold: no special tokens, no words with spaces."""
         keep = ~self.special_mask & np.fromiter(
-            (not any(ch.isspace() for ch in w) for w in self._words), dtype=bool, count=len(self)
+            (_WHITESPACE.search(w) is None for w in self._words), dtype=bool, count=len(self)
         )
         return self if keep.all() else self.select(keep)
 
@@ -366,7 +368,7 @@ class Embeddings:
         """
         path = Path(path)
         for w in self._words:
-            if any(ch.isspace() for ch in w):
+            if _WHITESPACE.search(w):
                 raise DataError(
                     f"{path}: token {w!r} contains whitespace (word2vec cannot store it)"
                 )
