@@ -172,6 +172,10 @@ def test_stage_debias_end_to_end_and_deterministic(workdir):
     norms = np.linalg.norm(out.vectors, axis=1)
     np.testing.assert_allclose(norms[1:], 1.0, atol=1e-6)
     assert norms[0] == 0.0  # a zero row stays zero
+    # vectors.txt for other tools: the debiased vectors without <pad>/<unk>/<eos>
+    portable = Embeddings.load_word2vec(root / "data/processed/embeddings/toy_debiased/vectors.txt")
+    assert portable.words == out.words[3:]
+    np.testing.assert_array_equal(portable.vectors, out.vectors[3:])
     assert (src / "vectors.npy").read_bytes() == src_bytes  # input untouched
     report = root / "reports/debias/toy"
     assert (report / "projections.png").read_bytes()[:4] == b"\x89PNG"
