@@ -89,7 +89,10 @@ def run(args: argparse.Namespace) -> None:
         other = bias_direction(
             emb, axis.definitional_pairs, "mean" if cfg.method == "pca" else "pca"
         )
-        result = hard_debias(emb, direction.vector, axis.specific, axis.equalize_pairs)
+        result = hard_debias(
+            emb, direction.vector, axis.specific, axis.equalize_pairs,
+            min_gap=cfg.equalize_min_gap,
+        )  # fmt: skip
         debiased = result.embeddings
         kw = dict(
             ends=axis.ends, specific=axis.specific, c=cfg.direct_bias_c, top_k=cfg.top_k,

@@ -36,3 +36,32 @@ def test_plot_debias_from_embeddings(tmp_path):
     path = tmp_path / "p.png"
     plot_debias(path, emb, after, g, words[2:], reference_words=["she", "he"], n_labels=3)
     assert path.read_bytes()[:8] == PNG_MAGIC and path.stat().st_size > 10_000
+
+
+def test_every_plotted_word_lies_inside_its_panel():
+    """Far-out axis-specific words after equalize (outside the neutral words' range) and long
+    labels at both edges stay inside the axes, points and text."""
+    from pipeline.debias.plot import projection_figure
+
+    before = {"receptionist": (0.31, 0.62), "superintendent": (-0.38, -0.71), "doctor": (0.0, 0.0)}
+    after = {w: (0.0, y) for w, (_, y) in before.items()}
+    ref_before = {"herself": (0.21, 0.17), "himself": (-0.2, 0.1)}
+    ref_after = {"herself": (0.55, 0.17), "himself": (-0.56, 0.1), "grandmother": (0.5, -0.72)}
+    fig = projection_figure(
+        before, after, labelled=list(before), reference_before=ref_before,
+        reference_after=ref_after,
+    )  # fmt: skip
+    renderer = fig.canvas.get_renderer()
+    for ax, pts in zip(fig.axes, ({**before, **ref_before}, {**after, **ref_after}), strict=True):
+        (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+        for w, (x, y) in pts.items():
+            assert x0 < x < x1 and y0 < y < y1, w
+        box = ax.get_window_extent(renderer)
+        assert len(ax.texts) == len(pts)
+        for text in ax.texts:
+            tb = text.get_window_extent(renderer)
+            inside = box.x0 <= tb.x0 and tb.x1 <= box.x1 and box.y0 <= tb.y0 and tb.y1 <= box.y1
+            assert inside, (text.get_text(), tb, box)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)

@@ -115,7 +115,7 @@ def test_neutralize_by_hand():
 
 def test_equalize_by_hand():
     # a = (0.6, 0.8, 0), b = (0, 0.8, 0.6): mean (0.3, 0.8, 0.3), neutral part y = (0, 0.8, 0.3),
-    # z = sqrt(1 - 0.73); a was further along g, so a = y + z g and b = y - z g.
+    # z = sqrt(1 - 0.73); the first row of a pair goes to +g: a = y + z g and b = y - z g.
     v = np.array([[0.6, 0.8, 0.0], [0.0, 0.8, 0.6], [0.1, 0.2, 0.3]])
     g = np.array([1.0, 0.0, 0.0])
     out = equalize(v, g, [(0, 1)])
@@ -123,18 +123,94 @@ def test_equalize_by_hand():
     np.testing.assert_allclose(out[0], [z, 0.8, 0.3], atol=1e-12)
     np.testing.assert_allclose(out[1], [-z, 0.8, 0.3], atol=1e-12)
     np.testing.assert_allclose(out[2], unit_rows(v[2]))
-    # the other way round the roles swap
+    # named the other way round, the sides follow the order, not the vectors
     out2 = equalize(v, g, [(1, 0)])
-    np.testing.assert_allclose(out2[0], [z, 0.8, 0.3], atol=1e-12)
+    np.testing.assert_allclose(out2[1], [z, 0.8, 0.3], atol=1e-12)
+    np.testing.assert_allclose(out2[0], [-z, 0.8, 0.3], atol=1e-12)
 
 
 def test_case_variants_and_equalize_plan_counts_skipped_pairs():
     assert case_variants(("Dad", "Mom")) == [("dad", "mom"), ("Dad", "Mom"), ("DAD", "MOM")]
     emb = Embeddings(["dad", "mom", "Dad", "Mom", "uncle"], np.eye(5))
-    plan = equalize_plan(emb, [("Dad", "Mom"), ("dad", "mom"), ("uncle", "aunt")])
+    plan = equalize_plan(emb, [("Dad", "Mom"), ("dad", "mom"), ("uncle", "aunt")])  # no direction
     assert plan.word_pairs == (("dad", "mom"), ("Dad", "Mom"))  # deduplicated, in order
     assert plan.index_pairs == ((0, 1), (2, 3))
     assert plan.pairs_applied == 2 and plan.pairs_skipped == (("uncle", "aunt"),)
+
+
+def test_equalize_keeps_pairs_on_their_side_and_leaves_out_undecided_ones():
+    """girl/boy with boy further towards she (both on her side), male/female the other way
+    round, a pair barely apart: left out and reported; a clear pair keeps its sides."""
+    g = E0
+    words = {
+        "she": _u(0.6 * E0 + 0.8 * E1),
+        "he": _u(-0.6 * E0 + 0.8 * E1),
+        "girl": _u(0.08 * E0 + E2),
+        "boy": _u(0.10 * E0 + E2 + 0.1 * E3),  # further towards she than girl
+        "female": _u(-0.09 * E0 + E3),
+        "male": _u(0.03 * E0 + E3 + 0.1 * E1),  # on the she side, female on the he side
+        "aunt": _u(0.30 * E0 + E1),
+        "uncle": _u(0.28 * E0 + E1 + 0.05 * E2),  # 0.02 apart: too close to call
+        "queen": _u(0.5 * E0 + E3),
+        "king": _u(-0.4 * E0 + E3 + 0.2 * E2),
+    }
+    emb = Embeddings(list(words), np.array(list(words.values())))
+    pairs = [("girl", "boy"), ("female", "male"), ("aunt", "uncle"), ("queen", "king")]
+    specific = set(words)
+    res = hard_debias(emb, g, specific, pairs, min_gap=0.05)
+    plan = res.plan
+    assert plan.word_pairs == (("queen", "king"),) and plan.pairs_applied == 1
+    reasons = {(a, b): why for a, b, why in plan.left_out}
+    assert set(reasons) == {("girl", "boy"), ("female", "male"), ("aunt", "uncle")}
+    assert "other way round" in reasons[("girl", "boy")]
+    assert "other way round" in reasons[("female", "male")]
+    assert "below 0.05" in reasons[("aunt", "uncle")]
+    v = res.embeddings.vectors.astype(np.float64)
+    proj = {w: v[emb.index(w)] @ g for w in words}
+    assert proj["queen"] > 0 > proj["king"] and proj["queen"] == pytest.approx(-proj["king"])
+    # left-out pairs are untouched (unit vectors), in particular not swapped
+    for w in ("girl", "boy", "female", "male", "aunt", "uncle"):
+        np.testing.assert_allclose(v[emb.index(w)], unit_rows(emb.vectors[emb.index(w)]), atol=1e-6)
+    assert debias_checks(emb, res.embeddings, g, plan, specific)["equalize_wrong_side"] == 0
+    # without a gap the barely-apart pair is equalized, on its side
+    loose = hard_debias(emb, g, specific, pairs, min_gap=0.0)
+    assert ("aunt", "uncle") in loose.plan.word_pairs
+    lv = loose.embeddings.vectors
+    assert lv[emb.index("aunt")] @ g > 0 > lv[emb.index("uncle")] @ g
+    # what equalize without the check did: the vector order wins and swaps girl and boy
+    swapped = equalize(emb.vectors, g, [(emb.index("boy"), emb.index("girl"))])
+    assert swapped[emb.index("boy")] @ g > 0  # why the plan must not follow the vectors
+
+
+def test_load_axis_orders_equalize_pairs_by_the_ends(tmp_path):
+    src = tmp_path / "b.json"
+    src.write_text(
+        json.dumps(
+            {
+                "gender": {
+                    "definitional_pairs": [["woman", "man"]],
+                    "equalize_pairs": [["King", "Queen"], ["wives", "husbands"]],
+                    "specific_full": [],
+                    "professions": ["nurse"],
+                }
+            }
+        )
+    )
+    base = dict(source=str(src), ends=["she", "he"])
+    as_listed = load_axis("g", AxisConfig(**base))
+    assert as_listed.equalize_pairs == (("King", "Queen"), ("wives", "husbands"))
+    male_first = load_axis(
+        "g",
+        AxisConfig(
+            **base,
+            equalize_order=["he", "she"],
+            equalize_reversed=[["wives", "husbands"], ["not", "listed"]],
+        ),
+        lower=True,
+    )
+    assert male_first.equalize_pairs == (("queen", "king"), ("wives", "husbands"))
+    with pytest.raises(DataError, match=r"debias.axes.g.equalize_order: \['he', 'her'\]"):
+        load_axis("g", AxisConfig(**base, equalize_order=["he", "her"]))
 
 
 def test_hard_debias_returns_new_embeddings_and_leaves_input_alone():
@@ -229,20 +305,37 @@ def test_googlenews_bolukbasi_hard_debiasing():
 
     emb = Embeddings.load_word2vec(GNEWS)
     assert emb.vectors.shape == (26423, 300)
-    axis = load_axis("gender", AxisConfig(source=str(BOLUKBASI)))
+    reversed_ = [["wives", "husbands"], ["ex_girlfriend", "ex_boyfriend"]]
+    axis = load_axis(
+        "gender",
+        AxisConfig(
+            source=str(BOLUKBASI), equalize_order=["he", "she"], equalize_reversed=reversed_
+        ),
+    )
+    assert ("wives", "husbands") in axis.equalize_pairs  # (she side, he side)
+    assert ("grandmother", "grandfather") in axis.equalize_pairs
     d = bias_direction(emb, axis.definitional_pairs, "pca")
     assert d.pairs_missing == ()
     assert 0.5 < d.explained_variance_ratio[0] < 0.7  # one dominant component
     before = direct_bias(emb, axis.neutral_words, d.vector)
     assert before.n_found == before.n_total > 250
     assert 0.06 < before.value < 0.1  # paper: about 0.08
-    res = hard_debias(emb, d.vector, axis.specific, axis.equalize_pairs)
+    res = hard_debias(emb, d.vector, axis.specific, axis.equalize_pairs, min_gap=0.05)
     after = direct_bias(res.embeddings, axis.neutral_words, d.vector)
     assert after.value < 1e-6
-    assert res.plan.pairs_applied + len(res.plan.pairs_skipped) == len(axis.equalize_pairs) == 52
-    assert res.plan.pairs_applied >= 45
+    # the two pairs whose vectors contradict their words are left out, not flipped
+    assert {p[:2] for p in res.plan.left_out} == {
+        ("wives", "husbands"),
+        ("ex_girlfriend", "ex_boyfriend"),
+    }
+    assert res.plan.pairs_applied + len(res.plan.pairs_skipped) + 2 == 52
+    assert res.plan.pairs_applied >= 43
+    sides = {w: res.embeddings.vectors[res.embeddings.index(w)] @ d.vector for w in emb.words}
+    for she_word, he_word in res.plan.word_pairs:
+        assert sides[she_word] > 0 > sides[he_word], (she_word, he_word)
+    assert sides["female"] > 0 > sides["male"] and sides["girl"] > 0 > sides["boy"]
     checks = debias_checks(emb, res.embeddings, d.vector, res.plan, axis.specific)
-    assert checks["equalize_asymmetry"] < 1e-6
+    assert checks["equalize_asymmetry"] < 1e-6 and checks["equalize_wrong_side"] == 0
     assert checks["specific_projection_change"] < 1e-6
     assert checks["max_norm_error"] < 1e-6
     g = d.vector

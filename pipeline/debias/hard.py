@@ -13,7 +13,10 @@ nothing is modified in place. The steps:
 3. **Equalize**: each equalize pair (grandmother/grandfather, ...; with its lower, Title
    and UPPER case variants as in the paper's code) becomes symmetric about the neutral
    axis, at unit length: ``a = y + z g``, ``b = y - z g`` with ``y`` the neutral part of
-   the pair's mean and ``z = sqrt(1 - |y|^2)``.
+   the pair's mean and ``z = sqrt(1 - |y|^2)``. Which word goes to which end comes from
+   the word lists (``she`` end: grandmother), never from the vectors; the vectors only
+   have to agree: a pair whose first word does not project further towards its end than
+   its partner, by ``min_gap`` at least, is left out and reported, never flipped.
 
 As in the paper, debiasing is defined on the unit sphere: the output rows are unit length
 (``Embeddings.unit()`` of the input for words the debiasing does not change).
@@ -56,9 +59,16 @@ class AxisConfig:
     source: str | None = None
     source_key: str = "gender"
     # The two ends of the axis, used to orient the direction and to seed the analogies.
+    # Definitional pairs name the word of ends[0] first (she/he, woman/man).
     ends: list[str] = field(default_factory=lambda: ["she", "he"])
     definitional_pairs: list[list[str]] | None = None
     equalize_pairs: list[list[str]] | None = None
+    # The ends whose words equalize pairs name first and second (null: as `ends`);
+    # bolukbasi.json lists the male word first: [he, she].
+    equalize_order: list[str] | None = None
+    # Equalize pairs (as listed) whose words stand the other way round in the list (pairs
+    # the list does not have are ignored: the same setting serves other sources).
+    equalize_reversed: list[list[str]] = field(default_factory=list)
     # Words that are not neutralized (inherently tied to the axis); null = specific_full.
     specific: list[str] | None = None
     extra_specific: list[str] = field(default_factory=list)
@@ -99,6 +109,9 @@ class DebiasConfig:
     weat_max_exact: int = field(default=100000, metadata={"min": 1})
     seed: int = 0
     analogies: AnalogyConfig = field(default_factory=AnalogyConfig)
+    # An equalize pair is applied only if its words project on their own sides of the
+    # bias direction, this far apart at least (unit vectors); otherwise it is left out.
+    equalize_min_gap: float = field(default=0.05, metadata={"min": 0.0, "max": 2.0})
     # Score the embeddings with pipeline.evaluation.intrinsic before and after (cost of debiasing).
     evaluate: bool = True
 
@@ -113,7 +126,7 @@ class BiasAxis:
     name: str
     ends: Pair
     definitional_pairs: tuple[Pair, ...]
-    equalize_pairs: tuple[Pair, ...]
+    equalize_pairs: tuple[Pair, ...]  # (word of ends[0], word of ends[1])
     specific: frozenset[str]
     neutral_words: tuple[str, ...]
     weat_tests: dict[str, int]
@@ -185,6 +198,16 @@ def load_axis(name: str, cfg: AxisConfig, lower: bool = False) -> BiasAxis:
     if len(cfg.ends) != 2:
         raise DataError(f"debias.axes.{name}.ends: expected two words, got {cfg.ends}")
     ends: Pair = (cfg.ends[0], cfg.ends[1])
+    reversed_ = _pairs(cfg.equalize_reversed, f"debias.axes.{name}.equalize_reversed")
+    equalize = tuple((b, a) if (a, b) in reversed_ else (a, b) for a, b in equalize)
+    order = tuple(cfg.equalize_order) if cfg.equalize_order is not None else ends
+    if order == ends[::-1]:
+        equalize = tuple((b, a) for a, b in equalize)  # now (word of ends[0], word of ends[1])
+    elif order != ends:
+        raise DataError(
+            f"debias.axes.{name}.equalize_order: {list(order)} must be the ends {list(ends)} "
+            "in some order"
+        )
 
     if lower:
         low = str.lower
@@ -331,18 +354,16 @@ def equalize(
     """New (N, D) float64 where each (i, j) pair is symmetric about the neutral axis.
 
     ``v_i = y + z g`` and ``v_j = y - z g`` with ``y`` the mean of the pair's unit vectors
-    without its ``g`` component and ``z = sqrt(1 - |y|^2)``; the word that was further
-    along ``g`` keeps the positive side. Pairs are applied in order.
+    without its ``g`` component and ``z = sqrt(1 - |y|^2)``: row i always ends on the
+    positive side of ``g``, row j on the negative side (:func:`equalize_plan` orders the
+    pairs). Pairs are applied in order.
     """
     u = unit_rows(vectors)
     g = unit_rows(direction)
     out = u.copy()
     for i, j in index_pairs:
-        a, b = out[i], out[j]
-        y = drop((a + b) / 2, g)
+        y = drop((out[i] + out[j]) / 2, g)
         z = np.sqrt(max(0.0, 1.0 - float(y @ y)))
-        if (a - b) @ g < 0:
-            z = -z
         out[i] = z * g + y
         out[j] = -z * g + y
     return out
@@ -357,35 +378,77 @@ def case_variants(pair: Pair) -> list[Pair]:
 
 @dataclass(frozen=True)
 class EqualizePlan:
-    """Which equalize pairs apply to a vocabulary."""
+    """Which equalize pairs apply to a vocabulary, each as (positive-end word, negative-end
+    word) of the bias direction."""
 
     index_pairs: tuple[tuple[int, int], ...]  # rows to equalize, in order
-    word_pairs: tuple[Pair, ...]  # the case variants found
-    pairs_applied: int  # configured pairs with at least one variant found
-    pairs_skipped: tuple[Pair, ...]  # configured pairs with no variant found
+    word_pairs: tuple[Pair, ...]  # the case variants equalized
+    pairs_applied: int  # configured pairs with at least one variant equalized
+    pairs_skipped: tuple[Pair, ...]  # configured pairs with no variant in the vocabulary
+    # Variants in the vocabulary whose side the vectors do not confirm: (a, b, why).
+    left_out: tuple[tuple[str, str, str], ...] = ()
 
 
-def equalize_plan(emb, pairs: Sequence[Pair]) -> EqualizePlan:
-    """Case variants of ``pairs`` present in ``emb`` (both words), deduplicated."""
+def side_check(pos: float, neg: float, min_gap: float) -> str | None:
+    """Why a pair cannot be equalized, or None if it can: ``pos`` and ``neg`` are the
+    projections on the bias direction of the word the lists put on its positive end and of
+    its partner. The vectors must agree with the lists: ``pos - neg >= min_gap``.
+
+    Only the difference decides, not the signs: whole vocabularies sit off-centre along
+    the direction (in GloVe 6B girl +0.31 and boy +0.06, both "positive"), yet the pair
+    is plainly ordered.
+    """
+    gap = pos - neg
+    if gap >= min_gap and gap > 0:
+        return None
+    if gap < 0:
+        return f"the vectors have them the other way round ({pos:+.3f}, {neg:+.3f})"
+    return f"projection difference {gap:.3f} below {min_gap:g} ({pos:+.3f}, {neg:+.3f})"
+
+
+def equalize_plan(
+    emb, pairs: Sequence[Pair], direction: np.ndarray | None = None, min_gap: float = 0.0
+) -> EqualizePlan:
+    """Case variants of ``pairs`` present in ``emb`` (both words), deduplicated.
+
+    ``pairs`` name the word of the positive end of ``direction`` first. With a
+    ``direction``, a variant is kept only if the unit vector of its first word projects
+    further towards the positive end than its second word's, by ``min_gap`` at least; the
+    others are listed in ``left_out`` with the reason (see :func:`side_check`): equalizing
+    them would swap them or pull them apart on a side the vectors do not give them.
+    """
+    g = None if direction is None else unit_rows(direction)
     seen: set[Pair] = set()
-    index_pairs, word_pairs, skipped = [], [], []
+    equalized: set[Pair] = set()
+    index_pairs, word_pairs, skipped, left_out = [], [], [], []
     applied = 0
     for pair in pairs:
-        found = False
+        found = used = False
         for a, b in case_variants(pair):
             ia, ib = emb.index(a), emb.index(b)
             if ia is None or ib is None or ia == ib:
                 continue
             found = True
-            if (a, b) in seen:
+            if (a, b) in seen:  # listed twice (He/She and he/she): counted, done once
+                used = used or (a, b) in equalized
                 continue
             seen.add((a, b))
+            if g is not None:
+                pa, pb = unit_rows(emb.vectors[[ia, ib]]) @ g
+                why = side_check(float(pa), float(pb), min_gap)
+                if why is not None:
+                    left_out.append((a, b, why))
+                    continue
+            used = True
+            equalized.add((a, b))
             index_pairs.append((ia, ib))
             word_pairs.append((a, b))
-        applied += found
+        applied += used
         if not found:
             skipped.append(pair)
-    return EqualizePlan(tuple(index_pairs), tuple(word_pairs), applied, tuple(skipped))
+    return EqualizePlan(
+        tuple(index_pairs), tuple(word_pairs), applied, tuple(skipped), tuple(left_out)
+    )
 
 
 @dataclass(frozen=True)
@@ -405,6 +468,8 @@ def debias_checks(
 
     - ``equalize_asymmetry``: max over equalized pairs of |a.g + b.g| and of the largest
       coordinate of the difference of their neutral parts;
+    - ``equalize_wrong_side``: equalized pairs whose first word does not end on the
+      positive side of ``g`` (and the second on the negative side);
     - ``specific_projection_change``: max change of the projection on ``g`` of the unit
       vectors of specific words that were not equalized;
     - ``max_norm_error``: max | |v| - 1 | over non-zero rows of the output.
@@ -412,10 +477,12 @@ def debias_checks(
     g = unit_rows(direction)
     v = after.vectors.astype(np.float64)
     asym = 0.0
+    wrong = 0
     for i, j in plan.index_pairs:
         a, b = v[i], v[j]
         pa, pb = a @ g, b @ g
         asym = max(asym, abs(pa + pb), float(np.abs((a - pa * g) - (b - pb * g)).max()))
+        wrong += not pa > 0 > pb
     equalized = {w for p in plan.word_pairs for w in p}
     rows = [i for i in (before.index(w) for w in set(specific) - equalized) if i is not None]
     change = float(np.abs(unit_rows(before.vectors[rows]) @ g - v[rows] @ g).max()) if rows else 0.0
@@ -423,15 +490,22 @@ def debias_checks(
     norm_err = float(np.abs(norms[norms > 0] - 1).max()) if (norms > 0).any() else 0.0
     return {
         "equalize_asymmetry": asym,
+        "equalize_wrong_side": wrong,
         "specific_projection_change": change,
         "max_norm_error": norm_err,
     }
 
 
 def hard_debias(
-    emb, direction: np.ndarray, specific_words: Iterable[str], equalize_pairs: Sequence[Pair]
+    emb,
+    direction: np.ndarray,
+    specific_words: Iterable[str],
+    equalize_pairs: Sequence[Pair],
+    min_gap: float = 0.0,
 ) -> HardDebiasResult:
-    """Neutralize every word not in ``specific_words``, then equalize ``equalize_pairs``.
+    """Neutralize every word not in ``specific_words``, then equalize ``equalize_pairs``
+    ((word of the positive end of ``direction``, word of the negative end); pairs the
+    vectors do not confirm, see :func:`equalize_plan`, are left out).
 
     Returns a new ``Embeddings`` (float32, unit rows, same words and counts); ``emb`` is
     not modified.
@@ -439,7 +513,7 @@ def hard_debias(
     specific = set(specific_words)
     mask = np.fromiter((w not in specific for w in emb.words), dtype=bool, count=len(emb.words))
     vectors = neutralize(emb.vectors, direction, mask)
-    plan = equalize_plan(emb, equalize_pairs)
+    plan = equalize_plan(emb, equalize_pairs, direction, min_gap)
     vectors = equalize(vectors, direction, plan.index_pairs)
     out = emb.with_vectors(vectors.astype(np.float32))
     return HardDebiasResult(out, int(mask.sum()), int((~mask).sum()), plan)
@@ -472,6 +546,8 @@ def debias_record(
         "equalize_pairs_skipped": len(plan.pairs_skipped),
         "equalize_pairs_skipped_words": [list(p) for p in plan.pairs_skipped],
         "equalize_variants": len(plan.index_pairs),
+        "equalize_left_out": len(plan.left_out),
+        "equalize_left_out_pairs": [list(p) for p in plan.left_out],
         **debias_checks(before, result.embeddings, direction.vector, plan, axis.specific),
     }
     if other is not None:

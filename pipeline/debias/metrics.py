@@ -456,6 +456,15 @@ def render_report(m: Mapping, title: str) -> str:
         for when in ("before", "after"):
             pairs = ", ".join(f"{x}:{y} ({s:.2f})" for x, y, s in m.get(f"{key}_{when}", []))
             lines.append(f"- {when}: {pairs or 'none'}")
+    left_out = m.get("equalize_left_out_pairs") or []
+    lines += ["", f"## Equalize pairs left out ({len(left_out)})", ""]
+    lines += [
+        "Pairs whose vectors do not order them as the word lists do along the bias "
+        "direction (or only barely) are not equalized, since that would swap them or "
+        "decide a side the vectors do not give: they keep their vectors.",
+        "",
+    ]
+    lines += [f"- {a} / {b}: {why}" for a, b, why in left_out] or ["- none"]
     lines += ["", "## Checks", ""]
     for key in (
         "neutralized_words",
@@ -464,6 +473,8 @@ def render_report(m: Mapping, title: str) -> str:
         "equalize_pairs_applied",
         "equalize_pairs_skipped",
         "equalize_variants",
+        "equalize_left_out",
+        "equalize_wrong_side",
         "equalize_asymmetry",
         "specific_projection_change",
         "max_norm_error",

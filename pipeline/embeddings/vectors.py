@@ -20,8 +20,10 @@ with ``>``) may have rows; they are never returned as neighbours or analogy answ
 
 from __future__ import annotations
 
+import logging
 import mmap
 import os
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -33,9 +35,12 @@ from pipeline.data.vocab import read_vocab_tsv, write_vocab_tsv
 
 VECTORS_FILE = "vectors.npy"
 VOCAB_FILE = "vocab.tsv"
+WORD2VEC_FILE = "vectors.txt"  # the same vectors for other tools (gensim, word2vec's C tools)
 
+log = logging.getLogger(__name__)
+_WHITESPACE = re.compile(r"\s")
 
-__all__ = ["Embeddings", "is_special", "VECTORS_FILE", "VOCAB_FILE"]
+__all__ = ["Embeddings", "is_special", "VECTORS_FILE", "VOCAB_FILE", "WORD2VEC_FILE"]
 
 
 def is_special(token: str) -> bool:
@@ -286,10 +291,12 @@ class Embeddings:
         return self._top(scores, (ia, ib, ic), topn, limit)
 
     # -- project format -------------------------------------------------------------------
-    def save(self, folder: str | os.PathLike) -> Path:
+    def save(self, folder: str | os.PathLike, word2vec_text: bool = True) -> Path:
         """Write ``vectors.npy`` and ``vocab.tsv`` into ``folder`` (each file atomically).
 
-        Counts default to 0 when unknown. Returns the folder.
+        Counts default to 0 when unknown. With ``word2vec_text`` also ``vectors.txt``: the
+        word2vec text format of :meth:`portable` (no special tokens), which gensim's
+        ``KeyedVectors.load_word2vec_format`` and Google's tools read. Returns the folder.
         """
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
@@ -297,7 +304,23 @@ class Embeddings:
         with atomic_path(folder / VECTORS_FILE) as tmp_vec:
             np.save(tmp_vec, np.ascontiguousarray(self._vectors), allow_pickle=False)
             write_vocab_tsv(folder / VOCAB_FILE, self._words, counts)
+        if word2vec_text:
+            portable = self.portable()
+            if dropped := len(self) - len(portable) - int(self.special_mask.sum()):
+                log.warning(
+                    "%s: %d words containing whitespace left out (word2vec cannot store them)",
+                    folder / WORD2VEC_FILE,
+                    dropped,
+                )
+            portable.save_word2vec(folder / WORD2VEC_FILE)
         return folder
+
+    def portable(self) -> Embeddings:
+        """The rows the word2vec formats can hold: no special tokens, no words with spaces."""
+        keep = ~self.special_mask & np.fromiter(
+            (_WHITESPACE.search(w) is None for w in self._words), dtype=bool, count=len(self)
+        )
+        return self if keep.all() else self.select(keep)
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> Embeddings:
@@ -345,7 +368,7 @@ class Embeddings:
         """
         path = Path(path)
         for w in self._words:
-            if any(ch.isspace() for ch in w):
+            if _WHITESPACE.search(w):
                 raise DataError(
                     f"{path}: token {w!r} contains whitespace (word2vec cannot store it)"
                 )
