@@ -205,7 +205,11 @@ def test_smoke_stages_on_two_processes_match_one(tmp_path, smoke_params):
     assert sorted(r.data.tags["dvc.stage"] for r in runs) == sorted(
         ["train_ner", "train_sentiment_rnn", "train_lm_word"]
     )
-    (ner_run,) = [r for r in runs if r.data.tags["dvc.stage"] == "train_ner"]
-    history = client.get_metric_history(ner_run.info.run_id, "val_f1")
+    run_of = {r.data.tags["dvc.stage"]: r.info.run_id for r in runs}
+    history = client.get_metric_history(run_of["train_ner"], "val_f1")
     assert len(history) == ner2["epochs"]
     assert max(m.value for m in history) == pytest.approx(ner2["valid_f1"], abs=1e-4)
+    # the same for the LM's validation loss, which half of the validation stream would
+    # change: the best epoch's val_loss is the whole-stream nll computed after training
+    history = client.get_metric_history(run_of["train_lm_word"], "val_loss")
+    assert min(m.value for m in history) == pytest.approx(lm2["valid_nll"], rel=1e-5)
