@@ -14,12 +14,20 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 MLFLOW_PORT ?= 5000
+# make push/pull: a remote's name (from .dvc/config.local or .dvc/config), or a URL or
+# folder (anything with a "/"), which is then saved as the remote "env" in .dvc/config.local.
+# Empty: DVC's default remote.
+DVC_REMOTE ?=
+REMOTE_IS_URL := $(findstring /,$(DVC_REMOTE))
+REMOTE_FLAG := $(if $(DVC_REMOTE),-r $(if $(REMOTE_IS_URL),env,$(DVC_REMOTE)))
+# make mlflow-server: where the server keeps its database and artifacts
+MLFLOW_SERVER_DIR ?= $(CURDIR)/mlflow-server
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lock run test test-all lint format params mlflow-ui clean
+.PHONY: help setup lock run test test-all lint format params mlflow-ui mlflow-server push pull clean
 
 help: ## list the targets
-	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml $(LOCK)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -65,6 +73,19 @@ mlflow-ui: setup ## open the MLflow UI on http://127.0.0.1:$(MLFLOW_PORT)
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui \
 	  --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --default-artifact-root $(CURDIR)/mlruns \
 	  --host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1
+
+mlflow-server: setup ## a tracking server on 127.0.0.1:$(MLFLOW_PORT) (sqlite + artifacts in $(MLFLOW_SERVER_DIR))
+	@mkdir -p $(MLFLOW_SERVER_DIR)/artifacts
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow server \
+	  --backend-store-uri sqlite:///$(MLFLOW_SERVER_DIR)/mlflow.db \
+	  --artifacts-destination $(MLFLOW_SERVER_DIR)/artifacts --serve-artifacts \
+	  --host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1
+
+push: ## upload DVC-tracked data to the remote (DVC_REMOTE=name|url, else the default one)
+	$(if $(REMOTE_IS_URL),dvc remote add --local --force env '$(DVC_REMOTE)' &&) dvc push $(REMOTE_FLAG)
+
+pull: ## download DVC-tracked data from the remote (DVC_REMOTE=name|url, else the default one)
+	$(if $(REMOTE_IS_URL),dvc remote add --local --force env '$(DVC_REMOTE)' &&) dvc pull $(REMOTE_FLAG)
 
 clean: ## remove caches (not data, not the venv)
 	rm -rf .pytest_cache .ruff_cache

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pipeline.core.atomic import atomic_dir, atomic_open, load_npy, write_json
 from pipeline.core.config import from_mapping
+from pipeline.core.distributed import is_rank_zero
 from pipeline.core.errors import DataError
 from pipeline.data.vocab import Vocabulary
 from stages._common import Timer, load_params, lookup, stage_main, stage_run, write_metrics
@@ -63,6 +64,8 @@ def run(args: argparse.Namespace) -> None:
                 if "lr" in levels[args.level]
                 else "lm.common.lr",
             )
+        if not is_rank_zero():  # the other processes of a distributed run only train
+            return
         evals = {
             split: lm.evaluate_stream(model, streams[split], cfg.eval_batch_size, cfg.bptt)
             for split in ("valid", "test")

@@ -12,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from pipeline.core.atomic import atomic_dir, atomic_open, write_json
+from pipeline.core.distributed import is_rank_zero
 from pipeline.core.errors import DataError
 from stages._common import load_params, section, stage_main, stage_run, write_metrics
 
@@ -62,6 +63,8 @@ def run(args) -> None:
             model, enc["train"], enc["valid"], cfg, fingerprint(cfg, files),
             logger=tracker.lightning_logger(),
         )  # fmt: skip
+        if not is_rank_zero():  # the other processes of a distributed run only train
+            return
 
         scores, preds = {}, {}
         for name, sents in (("valid", valid), ("test", test)):
@@ -102,7 +105,7 @@ def run(args) -> None:
         tracker.log_artifact(Path(cfg.reports_dir) / "confusion.png", "reports")
         tracker.log_params({"n_params": sum(p.numel() for p in model.parameters())})
         write_metrics("train_ner", metrics, tracker)
-    print(conlleval.format_report(scores["test"]), end="")
+        print(conlleval.format_report(scores["test"]), end="")
 
 
 def main(argv=None) -> None:

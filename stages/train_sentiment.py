@@ -16,6 +16,7 @@ import dataclasses
 from pathlib import Path
 
 from pipeline.core.atomic import atomic_dir, atomic_open, write_json
+from pipeline.core.distributed import is_rank_zero
 from pipeline.core.errors import ConfigError
 from stages._common import load_params, section, stage_main, stage_run, write_metrics
 
@@ -53,6 +54,8 @@ def run(args: argparse.Namespace) -> None:
             checkpoint_dir=Path("data/interim") / name,
             logger=tracker.lightning_logger(),
         )
+        if not is_rank_zero():  # the other processes of a distributed run only train
+            return
         with atomic_open(Path("reports/sentiment") / args.model / "predictions.tsv") as fh:
             fh.write(sent.predictions_tsv(texts, labels, result))
         with atomic_dir(Path("data/processed/models") / f"sentiment_{args.model}") as tmp:

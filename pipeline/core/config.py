@@ -30,6 +30,10 @@ T = TypeVar("T")
 
 
 def _type_name(tp: Any) -> str:
+    if get_origin(tp) in (Union, types.UnionType):  # typing.Union's __name__ is just "Union"
+        return " | ".join(_type_name(arg) for arg in get_args(tp))
+    if get_origin(tp) is Literal:
+        return " | ".join(repr(arg) for arg in get_args(tp))
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
@@ -96,7 +100,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
 
 
 def _check_range(value: Any, meta: Mapping[str, Any], key: str) -> None:
-    if value is None or isinstance(value, bool):
+    # ranges bound numbers; a Literal word beside them (``int | Literal["auto"]``) has none
+    if value is None or isinstance(value, bool | str):
         return
     lo, hi = meta.get("min"), meta.get("max")
     if lo is not None and value < lo:

@@ -8,7 +8,12 @@ is a top-level run).
 
 Tracking never breaks a stage: if the store cannot be reached, one warning is printed,
 within seconds, and every later call is a no-op, so the stage still writes its DVC
-outputs and metrics.
+outputs and metrics. In a distributed run only rank 0 records anything (the other
+processes get a silent no-op tracker).
+
+``MLFLOW_TRACKING_URI`` may point at a shared ``mlflow server`` (``make mlflow-server``):
+the experiment is then created without an artifact location, so artifacts go where the
+server puts them (its ``--artifacts-destination``), not into this checkout's ``mlruns/``.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
+
+from pipeline.core.distributed import is_rank_zero
 
 # Fail fast instead of retrying for minutes against an unreachable server; quiet telemetry.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
@@ -212,19 +219,28 @@ def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): obj}
 
 
-def _experiment_id(mlflow, root: Path, own_store: bool) -> str:
-    """The id of the project's experiment, created with its artifacts under ``root``.
+def is_remote(uri: str) -> bool:
+    """Whether ``uri`` is a tracking server (http/https) rather than a local store."""
+    return urlparse(uri).scheme in ("http", "https")
 
-    In the repository's own store (``mlflow.db`` at ``root``), an experiment whose
-    artifact location is elsewhere (the store was copied or moved with its checkout)
-    is pointed at this checkout's ``mlruns/`` first, so that new runs never write into
-    another checkout. Older runs keep the artifact paths they were logged with.
+
+def _experiment_id(mlflow, root: Path, uri: str) -> str:
+    """The id of the project's experiment.
+
+    On a tracking server the server decides where artifacts go (proxied to its artifact
+    store). In a local store they go under ``root/mlruns``; in the repository's own store
+    (``mlflow.db`` at ``root``), an experiment whose artifact location is elsewhere (the
+    store was copied or moved with its checkout) is pointed at this checkout's
+    ``mlruns/`` first, so that new runs never write into another checkout. Older runs
+    keep the artifact paths they were logged with.
     """
-    here = (root / "mlruns").as_uri()
     exp = mlflow.get_experiment_by_name(EXPERIMENT_NAME)
+    if is_remote(uri):
+        return exp.experiment_id if exp is not None else mlflow.create_experiment(EXPERIMENT_NAME)
+    here = (root / "mlruns").as_uri()
     if exp is None:
         return mlflow.create_experiment(EXPERIMENT_NAME, artifact_location=here)
-    if own_store and exp.artifact_location != here:
+    if uri == f"sqlite:///{root / 'mlflow.db'}" and exp.artifact_location != here:
         _relocate_artifacts(root / "mlflow.db", exp.experiment_id, here)
     return exp.experiment_id
 
@@ -263,8 +279,16 @@ def _parent_run(client, experiment_id: str, key: str) -> str:
 
 @contextlib.contextmanager
 def stage_run(stage: str, params: Mapping[str, Any] | None = None) -> Iterator[Tracker]:
-    """Open the MLflow run of one stage; it ends FINISHED, or FAILED on an exception."""
+    """Open the MLflow run of one stage; it ends FINISHED, or FAILED on an exception.
+
+    On a process other than rank 0 of a distributed run the tracker is a silent no-op.
+    """
     tracker = Tracker()
+    if not is_rank_zero():
+        tracker.enabled = False
+        tracker._warned = True
+        yield tracker
+        return
     root = repo_root()
     uri = default_tracking_uri()
     tracker.tracking_uri = uri
@@ -277,8 +301,7 @@ def stage_run(stage: str, params: Mapping[str, Any] | None = None) -> Iterator[T
 
             mlflow.set_tracking_uri(uri)
             client = mlflow.MlflowClient()
-            own_store = uri == f"sqlite:///{root / 'mlflow.db'}"
-            exp_id = _experiment_id(mlflow, root, own_store)
+            exp_id = _experiment_id(mlflow, root, uri)
             tags = {
                 "dvc.stage": os.environ.get("DVC_STAGE", stage),
                 "wordpipe.kind": "stage",

@@ -40,6 +40,10 @@ class TrainerSettings:
     ``deterministic`` applies to CPU runs (on GPU cuDNN RNNs are left fast).
     ``limit_*_batches``: a fraction (float <= 1) or a number of batches (int).
     ``max_time_s``: stop training after this many seconds (None: no limit).
+    ``devices``: processes per node (GPUs, or CPU processes); ``auto`` is every visible
+    GPU on a GPU and one process on CPU. ``num_nodes``: machines. With more than one
+    process in all, training is data-parallel (``strategy: auto`` or ``ddp``: DDP; see
+    :mod:`pipeline.seq.distributed` for how batches and metrics are split).
     """
 
     max_epochs: int = field(default=10, metadata={"min": 1})
@@ -57,6 +61,9 @@ class TrainerSettings:
     max_time_s: float | None = field(default=None, metadata={"gt": 0})
     progress_bar: bool = True
     num_threads: int = field(default=0, metadata={"min": 0})  # torch CPU threads; 0 = default
+    strategy: Literal["auto", "ddp"] = "auto"
+    devices: int | Literal["auto"] = field(default=1, metadata={"min": 1})
+    num_nodes: int = field(default=1, metadata={"min": 1})
 
 
 def uses_gpu(settings: TrainerSettings) -> bool:
@@ -67,6 +74,18 @@ def uses_gpu(settings: TrainerSettings) -> bool:
     if settings.accelerator in ("gpu", "cuda") and not available:
         raise ConfigError(f"accelerator: {settings.accelerator!r} asked for but no GPU is visible")
     return available
+
+
+def processes_per_node(settings: TrainerSettings) -> int:
+    """``settings.devices`` as a number (``auto``: every visible GPU, or 1 on CPU)."""
+    if settings.devices != "auto":
+        return int(settings.devices)
+    return max(1, torch.cuda.device_count()) if uses_gpu(settings) else 1
+
+
+def world_size(settings: TrainerSettings) -> int:
+    """How many training processes the settings ask for (all nodes together)."""
+    return processes_per_node(settings) * settings.num_nodes
 
 
 def resolve_precision(settings: TrainerSettings) -> str:
@@ -106,6 +125,10 @@ def build_trainer(
     ``logger``: e.g. ``tracker.lightning_logger()`` (None: no logging). The best model
     (by ``settings.monitor``) is written to ``checkpoint_file(checkpoint_dir)``, the state
     after each epoch to ``last_checkpoint_file(checkpoint_dir)`` (for resuming).
+    With several processes (``settings.devices`` x ``settings.num_nodes``) it is a DDP
+    trainer whose processes each train on their share of the batches and validate on
+    the whole validation set (:mod:`pipeline.seq.distributed`); only rank 0 writes the
+    checkpoints and logs.
     """
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
@@ -150,10 +173,18 @@ def build_trainer(
         from pipeline.seq.callbacks import RunTimer  # a resumed run gets its own budget
 
         cbs.append(RunTimer(duration=timedelta(seconds=settings.max_time_s)))
+    strategy: Any = "auto"
+    if world_size(settings) > 1:  # "auto" and "ddp" alike: one device needs no DDP
+        from pipeline.seq.distributed import sharding_ddp_strategy
+
+        strategy = sharding_ddp_strategy()
     quiet_third_party()
     return L.Trainer(
         accelerator="gpu" if gpu else "cpu",
-        devices=1,
+        devices=processes_per_node(settings),
+        num_nodes=settings.num_nodes,
+        strategy=strategy,
+        use_distributed_sampler=False,  # the strategy shards the training batches itself
         precision=resolve_precision(settings),
         max_epochs=settings.max_epochs,
         gradient_clip_val=settings.gradient_clip_val or None,
