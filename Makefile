@@ -10,7 +10,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 MLFLOW_PORT ?= 5000
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-all lint format params gpu-bundle mlflow-ui bench clean
+.PHONY: help setup run lab test test-all lint format params gpu-bundle mlflow-ui bench clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -26,6 +26,10 @@ setup: $(STAMP) ## create or refresh .venv (pinned dependencies from pyproject.t
 run: setup ## run the whole pipeline (dvc repro) on the default data
 	@test -d .git || git init -q
 	dvc repro
+
+lab: setup ## run the sequence-model lab (lab/dvc.yaml) and write reports/course/index.md
+	@test -d .git || git init -q
+	dvc repro lab/dvc.yaml
 
 test: setup ## run the tests (without the slow and gpu ones)
 	$(PY) -m pytest -m "not slow and not gpu" -q
