@@ -132,8 +132,9 @@ SYLLABUS: tuple[Idea, ...] = (
            "metrics/evaluate_glove.json", "simlex"),
     )),
     Idea("Skip-gram and hierarchical softmax", (
-        _e("data/processed/embeddings/sgns/vocab.tsv", "skip-gram training speed (updates/s)",
-           "metrics/skipgram.json", "updates_per_sec"),
+        _e("data/processed/embeddings/sgns/vocab.tsv", "skip-gram training speed, updates/s "
+           "(the default output is negative sampling; `-S skipgram.output=hs` trains the "
+           "hierarchical softmax)", "metrics/skipgram.json", "updates_per_sec"),
     )),
     Idea("Negative sampling", (
         _e("reports/evaluate/sgns/analogy_sections.csv", "SGNS analogy accuracy (MSR syntactic)",
