@@ -24,7 +24,7 @@ REMOTE_FLAG := $(if $(DVC_REMOTE),-r $(if $(REMOTE_IS_URL),env,$(DVC_REMOTE)))
 MLFLOW_SERVER_DIR ?= $(CURDIR)/mlflow-server
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lock run test test-all lint format params mlflow-ui mlflow-server push pull clean
+.PHONY: help setup lock run lab test test-all lint format params mlflow-ui mlflow-server push pull clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -51,6 +51,10 @@ lock: ## regenerate requirements.lock from the ranges in pyproject.toml (CPython
 run: setup ## run the whole pipeline (dvc repro) on the default data
 	@test -d .git || git init -q
 	dvc repro
+
+lab: setup ## run the sequence-model lab (lab/dvc.yaml) and write reports/course/index.md
+	@test -d .git || git init -q
+	dvc repro lab/dvc.yaml
 
 test: setup ## run the tests (without the slow and gpu ones)
 	$(PY) -m pytest -m "not slow and not gpu" -q

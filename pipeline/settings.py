@@ -124,6 +124,38 @@ def _lm(value: Any) -> None:
         from_mapping(LMConfig, merged, where=f"lm.levels.{level}")
 
 
+def _lab(value: Any) -> None:
+    from pipeline.lab.agreement import AgreementStudy, LMAgreementConfig
+    from pipeline.lab.course import CourseConfig
+    from pipeline.lab.depth import DepthStudy
+    from pipeline.lab.direction import DirectionStudy
+    from pipeline.lab.gradients import GradientStudy
+    from pipeline.lab.scoring import ScoresConfig
+    from pipeline.lab.seq2seq import Seq2SeqStudy
+
+    parts = {
+        "agreement": AgreementStudy,
+        "lm_agreement": LMAgreementConfig,
+        "gradients": GradientStudy,
+        "seq2seq": Seq2SeqStudy,
+        "scores": ScoresConfig,
+        "ner": DirectionStudy,
+        "lm_depth": DepthStudy,
+        "course": CourseConfig,
+    }
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"lab: expected a mapping, got {type(value).__name__}")
+    for key, item in value.items():
+        if key == "num_threads":
+            if not isinstance(item, int) or isinstance(item, bool) or item < 0:
+                raise ConfigError(f"lab.num_threads: {item!r} is not a count >= 0")
+        elif key in parts:
+            from_mapping(parts[key], item, where=f"lab.{key}")
+        else:
+            known = ", ".join(["num_threads", *parts])
+            raise ConfigError(f"lab.{key}: unknown key (known keys: {known})")
+
+
 # Section -> validator. A new settings section needs an entry here, or validation
 # rejects it as unknown.
 SECTIONS: dict[str, Callable[[Any], None]] = {
@@ -139,6 +171,7 @@ SECTIONS: dict[str, Callable[[Any], None]] = {
     "ner": _ner,
     "sentiment": _sentiment,
     "lm": _lm,
+    "lab": _lab,
 }
 
 

@@ -29,6 +29,7 @@ def test_profiles_compose(tmp_path):
             "ner",
             "sentiment",
             "lm",
+            "lab",
             "fetch",
         ):
             assert section in data, f"{section} missing in profile {profile}"
