@@ -45,7 +45,10 @@ sums) and the damped summed steps are added densely. HS batches hold Huffman-pat
 (:func:`hs_pieces`), not whole paths padded to the longest code. ``torch_precision``
 ``bf16`` / ``tf32`` runs the matmuls in lower precision with fp32 master weights;
 ``torch_compile`` compiles the shared-negative step with ``torch.compile`` (falls back to
-eager if that fails).
+eager if that fails). ``torch_kernel: triton`` runs the shared-negative NS step (skip-gram
+and CBOW, cap damping) as fused Triton kernels instead
+(:mod:`pipeline.word2vec.triton_kernels`); the full softmax is batched matmuls already,
+HS stays on the torch ops.
 
 Shapes: B examples per batch, D dims, K = 1 + negatives (or the piece width for HS),
 R rows of a batch (R = B, or the HS pieces), G blocks of Bb examples, N shared negatives
@@ -62,6 +65,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pipeline.core.errors import ConfigError
 from pipeline.word2vec import numba_kernels as K
 from pipeline.word2vec.config import SkipGramConfig
 from pipeline.word2vec.corpus import (
@@ -421,9 +425,10 @@ class TorchTrainer:
                 for k in ("points", "labels", "mask", "first", "count")
             }  # (P, width) x 3, (V,) x 2
         self._spread: torch.Tensor | None = None  # see _spread_rows
+        self.fused = self._fused_kernels() if cfg.torch_kernel == "triton" else None
         self._sg_shared = sg_shared_step
         self._compiled = False
-        if self.shared and cfg.torch_compile:
+        if self.shared and cfg.torch_compile and self.fused is None:
             try:
                 self._sg_shared = torch.compile(sg_shared_step, dynamic=False)
                 self._compiled = True
@@ -432,6 +437,23 @@ class TorchTrainer:
             else:
                 self._warm_up()
         self.diverged_lr: float | None = None
+
+    def _fused_kernels(self):
+        """:mod:`pipeline.word2vec.triton_kernels` if it can run these settings here,
+        else a ConfigError naming ``skipgram.torch_kernel``."""
+        from pipeline.word2vec import triton_kernels
+
+        cfg = self.cfg
+        why = triton_kernels.unsupported(
+            cfg.architecture, cfg.output, cfg.torch_negatives, cfg.torch_damping
+        )
+        if why is None and not triton_kernels.available():
+            why = "the triton package is not installed (it comes with CUDA builds of torch)"
+        if why is None and self.dev.type != "cuda" and not triton_kernels.interpreted():
+            why = f"device {self.dev.type} (triton kernels run on cuda, or TRITON_INTERPRET=1)"
+        if why is not None:
+            raise ConfigError(f"skipgram.torch_kernel: triton cannot run {why}")
+        return triton_kernels
 
     def _warm_up(self) -> None:
         """Compile the shared step now, for the full batch shape, outside the timing (as
@@ -607,6 +629,12 @@ class TorchTrainer:
             wt[b:] = 0.0
         neg = self.sample_negatives((g, cfg.torch_shared_negatives), gen)
         lr_t = torch.as_tensor(lr, dtype=u.dtype, device=self.dev)
+        if self.fused is not None:
+            grad_u, loss = self.fused.ns_shared_output_(
+                u, self.w_out, tgt, neg, wt, lr_t, cfg.negative, cfg.torch_dup_cap,
+                cfg.torch_precision,
+            )  # fmt: skip
+            return grad_u[:b], loss
         grad_u, rows, step, loss, _ = ns_shared_step(
             u, self.w_out, tgt, neg, wt, lr_t, cfg.negative, cfg.torch_dup_cap,
             cfg.torch_precision, cfg.torch_damping, cfg.torch_scatter,
@@ -768,6 +796,12 @@ class TorchTrainer:
         neg_all = self.sample_negatives((nb, bsz // bb, cfg.torch_shared_negatives), gen)
         for i in range(nb):
             s = slice(i * bsz, (i + 1) * bsz)
+            if self.fused is not None:  # one fused step, in place
+                loss_sum += self.fused.sg_ns_shared_step_(
+                    self.w_in, self.w_out, ctx[s], tgt[s], neg_all[i], wt[s], lrs[i],
+                    cfg.negative, cfg.torch_dup_cap, cfg.torch_precision,
+                ).double()  # fmt: skip
+                continue
             in_rows, in_step, out_rows, out_step, lo = self._sg_shared(
                 self.w_in, self.w_out, ctx[s], tgt[s], neg_all[i], wt[s], lrs[i],
                 cfg.negative, cfg.torch_dup_cap, cfg.torch_precision, cfg.torch_damping,

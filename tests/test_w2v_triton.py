@@ -1,0 +1,155 @@
+"""Fused Triton NS kernels against the torch path: one step, one epoch, the settings check.
+
+Without CUDA the kernels run in Triton's CPU interpreter (``TRITON_INTERPRET=1``, set
+here before triton is imported); with CUDA they are compiled and run on the GPU. Skipped
+where triton is not installed.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+pytest.importorskip("triton")
+
+from pipeline.core.config import from_mapping  # noqa: E402
+from pipeline.core.errors import ConfigError  # noqa: E402
+from pipeline.word2vec import triton_kernels as T  # noqa: E402
+from pipeline.word2vec.config import SkipGramConfig  # noqa: E402
+from pipeline.word2vec.torch_backend import apply_step, ns_shared_step, sg_shared_step  # noqa: E402
+from pipeline.word2vec.train import train_word2vec  # noqa: E402
+from tests.test_skipgram import GROUPS, cfg, planted_corpus, twins_found  # noqa: E402
+
+DEV = "cuda" if torch.cuda.is_available() else "cpu"
+TOL = 1e-5  # float32 sums in another order
+
+
+def _batch(v=40, d=24, blocks=3, bb=96, n=20, seed=0):
+    """Weights and one step's examples: targets in runs (as skip-gram's pairs), some
+    negatives equal to their block's targets, padding examples of weight 0 at the end;
+    ``bb`` above the kernel's 64-example tile and ``n``, ``d`` not powers of two, so that
+    tiles and masks are exercised."""
+    g = torch.Generator().manual_seed(seed)
+    w_in = torch.randn(v, d, generator=g) * 0.3
+    w_out = torch.randn(v, d, generator=g) * 0.3
+    b = blocks * bb
+    ctx = torch.randint(0, v, (b,), generator=g)
+    ctx[: b // 3] = 5  # a frequent context row, hit many times per tile
+    tgt = torch.randint(0, v, (b // 4,), generator=g).repeat_interleave(4)
+    neg = torch.randint(0, v, (blocks, n), generator=g)
+    neg[:, 0] = tgt[::bb]  # a negative equal to a target: skipped, as in word2vec
+    wt = torch.ones(b)
+    wt[-7:] = 0.0
+    out = (w_in, w_out, ctx, tgt, neg, wt)
+    return tuple(x.to(DEV) for x in out)
+
+
+def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max())
+
+
+@pytest.mark.parametrize("cap", [0.0, 4.0])
+def test_skipgram_step_equals_the_torch_path(cap):
+    w_in, w_out, ctx, tgt, neg, wt = _batch()
+    lr = torch.tensor(0.05, device=DEV)
+    a_in, a_out = w_in.clone(), w_out.clone()
+    in_rows, in_step, out_rows, out_step, loss = sg_shared_step(
+        a_in, a_out, ctx, tgt, neg, wt, lr, 5, cap, "fp32"
+    )
+    apply_step(a_in, in_rows, in_step)
+    apply_step(a_out, out_rows, out_step)
+    b_in, b_out = w_in.clone(), w_out.clone()
+    fused = T.sg_ns_shared_step_(b_in, b_out, ctx, tgt, neg, wt, lr, 5, cap, staged=True)
+    assert _max_diff(a_in, w_in) > 1e-3 and _max_diff(a_out, w_out) > 1e-3  # a real step
+    assert _max_diff(a_in, b_in) < TOL
+    assert _max_diff(a_out, b_out) < TOL
+    assert float(fused) == pytest.approx(float(loss), rel=1e-5)
+
+
+def test_cbow_output_step_equals_the_torch_path():
+    _, w_out, _, tgt, neg, wt = _batch(seed=1)
+    u = torch.randn(tgt.shape[0], w_out.shape[1], device=DEV) * 0.3  # context means
+    lr = torch.tensor(0.05, device=DEV)
+    a_out = w_out.clone()
+    grad_u, rows, step, loss, _ = ns_shared_step(u, a_out, tgt, neg, wt, lr, 5, 4.0, "fp32")
+    apply_step(a_out, rows, step)
+    b_out = w_out.clone()
+    fused_grad, fused_loss = T.ns_shared_output_(u, b_out, tgt, neg, wt, lr, 5, 4.0, staged=True)
+    assert _max_diff(grad_u, fused_grad) < TOL
+    assert _max_diff(a_out, b_out) < TOL
+    assert float(fused_loss) == pytest.approx(float(loss), rel=1e-5)
+
+
+def test_direct_updates_of_one_tile_equal_the_staged_step():
+    # one block of one tile reads all its rows before it writes: direct == staged
+    w_in, w_out, ctx, tgt, neg, wt = _batch(blocks=1, bb=48, seed=2)
+    lr = torch.tensor(0.05, device=DEV)
+    a_in, a_out, b_in, b_out = w_in.clone(), w_out.clone(), w_in.clone(), w_out.clone()
+    T.sg_ns_shared_step_(a_in, a_out, ctx, tgt, neg, wt, lr, 5, 4.0, staged=True)
+    T.sg_ns_shared_step_(b_in, b_out, ctx, tgt, neg, wt, lr, 5, 4.0)
+    assert _max_diff(a_in, b_in) < TOL and _max_diff(a_out, b_out) < TOL
+
+
+def _small(**kw) -> SkipGramConfig:
+    base = dict(backend="torch", torch_negatives="shared", torch_damping="cap",
+                torch_dup_cap=8.0, torch_shared_negatives=16, device=DEV)  # fmt: skip
+    base.update(kw)
+    return cfg(**base)
+
+
+@pytest.mark.parametrize("arch", ["sg", "cbow"])
+def test_an_epoch_with_the_kernel_equals_the_torch_path(arch):
+    # steps of one 32-example block: every step reads the weights its predecessor wrote,
+    # in both paths, so a whole epoch must agree to float tolerance
+    ids, vocab = planted_corpus(sentences=60)
+    kw = dict(architecture=arch, epochs=1, torch_batch_pairs=32, torch_shared_block=32)
+    ref = train_word2vec(ids, vocab, _small(**kw), progress=False)
+    fused = train_word2vec(ids, vocab, _small(**kw, torch_kernel="triton"), progress=False)
+    assert _max_diff(torch.as_tensor(ref.vectors), torch.as_tensor(fused.vectors)) < 1e-4
+    assert fused.loss_per_epoch[0] == pytest.approx(ref.loss_per_epoch[0], rel=1e-4)
+
+
+@pytest.mark.slow
+def test_the_kernel_learns_the_planted_structure():
+    # four blocks per step, each adding its steps while the others read (word2vec's
+    # lock-free updates): learns as the torch path does (about 45 s in the interpreter)
+    ids, vocab = planted_corpus(sentences=600)
+    c = _small(torch_batch_pairs=256, torch_shared_block=64, torch_kernel="triton")
+    res = train_word2vec(ids, vocab, c, progress=False)
+    assert twins_found(res.vectors) >= GROUPS - 1
+    ref = train_word2vec(
+        ids, vocab, _small(torch_batch_pairs=256, torch_shared_block=64), progress=False
+    )
+    assert res.loss_per_epoch[-1] == pytest.approx(ref.loss_per_epoch[-1], rel=0.05)
+
+
+@pytest.mark.parametrize(
+    "kw, named",
+    [
+        (dict(output="hs"), "output 'hs'"),
+        (dict(torch_negatives="pair"), "torch_negatives 'pair'"),
+        (dict(torch_damping="curvature"), "torch_damping 'curvature'"),
+    ],
+)
+def test_settings_the_kernel_cannot_run_are_config_errors(kw, named):
+    ids, vocab = planted_corpus(sentences=20)
+    with pytest.raises(ConfigError, match=f"skipgram.torch_kernel: triton cannot run {named}"):
+        train_word2vec(ids, vocab, _small(**{**kw, "torch_kernel": "triton"}), progress=False)
+
+
+@pytest.mark.skipif(DEV == "cuda", reason="the device check is for machines without CUDA")
+def test_the_kernel_on_cpu_needs_the_interpreter(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    ids, vocab = planted_corpus(sentences=20)
+    with pytest.raises(ConfigError, match="device cpu"):
+        train_word2vec(ids, vocab, _small(torch_kernel="triton"), progress=False)
+
+
+def test_torch_kernel_is_validated():
+    with pytest.raises(ConfigError, match="torch_kernel"):
+        from_mapping(SkipGramConfig, {"torch_kernel": "cuda"}, where="skipgram")
+    assert SkipGramConfig().torch_kernel == "torch"
