@@ -3,8 +3,8 @@ full softmax, speed and quality, in one JSON and one table.
 
 For each model (``--models``) ours trains with the batched torch path on ``--device``
 (settings from ``--torch-conf``: by default ``conf/skipgram/gpu.yaml`` on CUDA), once
-per kernel of ``--kernels`` (``triton``, the fused NS kernel, only for the NS models
-sgns and cbow; it runs with cap damping, ``--triton-dup-cap``); gensim 4.4 trains the
+per kernel of ``--kernels`` (``triton``, the fused kernels, for NS and HS, not the full
+softmax; they run with cap damping, ``--triton-dup-cap``); gensim 4.4 trains the
 same corpus with the same settings once per model, on ``--workers`` threads (default:
 every core; it has no full softmax). Each training runs in its own process
 (``benchmarks/bench_skipgram.py``'s ``run_ours`` / ``run_gensim``) under
@@ -46,7 +46,7 @@ for p in (str(REPO), str(HERE)):
 
 import bench_skipgram as bs  # noqa: E402
 
-NS_MODELS = ("sgns", "cbow")
+KERNEL_MODELS = ("sgns", "hs", "cbow", "cbowhs")  # not the full softmax: matmuls already
 SCORE_COLS = (("analogy_total", "analogy"), ("ws353", "WS353"), ("simlex", "SimLex"),
               ("men", "MEN"))  # fmt: skip
 
@@ -111,7 +111,7 @@ def variants(models: list[str], kernels: list[str], triton_cap: float) -> list[t
         for k in kernels:
             if k == "torch":
                 out.append((m, k, []))
-            elif m in NS_MODELS:
+            elif m in KERNEL_MODELS:
                 out.append((m, k, ["--torch-kernel", "triton", "--torch-negatives", "shared",
                                    "--torch-damping", "cap", "--torch-dup-cap", str(triton_cap),
                                    "--torch-compile", "false"]))  # fmt: skip

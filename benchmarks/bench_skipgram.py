@@ -269,7 +269,7 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, dict]:
         "precision": (str, "fp32 | tf32 | bf16 matmuls (fp32 master weights)"),
         "compile": (str, "true | false: torch.compile the shared step"),
         "softmax-logits": (int, "most (B x V) logits per full-softmax step"),
-        "kernel": (str, "torch | triton: the fused NS kernel (shared negatives, cap damping)"),
+        "kernel": (str, "torch | triton: fused NS / HS kernels (cap damping)"),
     }
     for name, (_, text) in torch_flags.items():
         p.add_argument(f"--torch-{name}", default=None, help=f"torch path: {text}")

@@ -17,11 +17,11 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 import bench_gpu_word2vec as bg  # noqa: E402
 
 
-def test_triton_runs_only_for_the_ns_models_with_cap_damping():
+def test_triton_runs_for_ns_and_hs_with_cap_damping():
     runs = bg.variants(["sgns", "hs", "cbow", "softmax"], ["torch", "triton"], 32.0)
     assert [(m, k) for m, k, _ in runs] == [
-        ("sgns", "torch"), ("sgns", "triton"), ("hs", "torch"), ("cbow", "torch"),
-        ("cbow", "triton"), ("softmax", "torch"),
+        ("sgns", "torch"), ("sgns", "triton"), ("hs", "torch"), ("hs", "triton"),
+        ("cbow", "torch"), ("cbow", "triton"), ("softmax", "torch"),
     ]  # fmt: skip
     flags = dict(zip(runs[1][2][::2], runs[1][2][1::2], strict=True))
     assert flags["--torch-kernel"] == "triton" and flags["--torch-damping"] == "cap"

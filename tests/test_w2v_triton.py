@@ -20,8 +20,15 @@ from pipeline.core.config import from_mapping  # noqa: E402
 from pipeline.core.errors import ConfigError  # noqa: E402
 from pipeline.word2vec import triton_kernels as T  # noqa: E402
 from pipeline.word2vec.config import SkipGramConfig  # noqa: E402
-from pipeline.word2vec.torch_backend import apply_step, ns_shared_step, sg_shared_step  # noqa: E402
-from pipeline.word2vec.train import train_word2vec  # noqa: E402
+from pipeline.word2vec.corpus import make_corpus  # noqa: E402
+from pipeline.word2vec.torch_backend import (  # noqa: E402
+    TorchTrainer,
+    apply_step,
+    ns_shared_step,
+    row_damping,
+    sg_shared_step,
+)
+from pipeline.word2vec.train import init_weights, train_word2vec  # noqa: E402
 from tests.test_skipgram import GROUPS, cfg, planted_corpus, twins_found  # noqa: E402
 
 DEV = "cuda" if torch.cuda.is_available() else "cpu"
@@ -94,6 +101,45 @@ def test_direct_updates_of_one_tile_equal_the_staged_step():
     assert _max_diff(a_in, b_in) < TOL and _max_diff(a_out, b_out) < TOL
 
 
+@pytest.mark.parametrize("hs", [False, True])
+def test_logistic_terms_equal_the_torch_path(hs):
+    # pair NS (R = B examples, a target and 5 negatives each) and HS path pieces (R pieces
+    # of B examples, K nodes, padded), 170 rows: several 32-row tiles of the kernel
+    ids0, vocab = planted_corpus(sentences=20)
+    c = _small(torch_negatives="pair", torch_dup_cap=4.0)
+    trainer = TorchTrainer(make_corpus(ids0, vocab, 1000), c, init_weights(c, vocab), DEV)
+    g = torch.Generator().manual_seed(3)
+    b, r, k, d = 120, 170, 6, c.dim
+    u = torch.randn(b, d, generator=g) * 0.3
+    w_out = torch.randn(vocab, d, generator=g) * 0.3
+    if hs:
+        row_of = torch.sort(torch.randint(0, b, (r,), generator=g)).values
+        ids = torch.randint(0, vocab, (r, k), generator=g)
+        valid = (torch.arange(k)[None, :] < torch.randint(1, k + 1, (r, 1), generator=g)).float()
+        label = torch.randint(0, 2, (r, k), generator=g).float() * valid
+    else:
+        row_of, r = None, b
+        ids = torch.randint(0, vocab, (b, k), generator=g)
+        ids[:, 0] = torch.randint(0, vocab, (b // 4,), generator=g).repeat_interleave(4)
+        valid = torch.ones(b, k)
+        valid[:, 1:] = (ids[:, 1:] != ids[:, :1]).float()
+        label = torch.zeros(b, k)
+        label[:, 0] = 1.0
+    u, w_out, ids, valid, label = (x.to(DEV) for x in (u, w_out, ids, valid, label))
+    row_of = None if row_of is None else row_of.to(DEV)
+    trainer.w_out = w_out.clone()
+    grad, loss = trainer._logistic(u, ids, valid, label, 0.05, label > 0, row_of)
+    fused_out = w_out.clone()
+    damp = row_damping(ids, valid, vocab, 4.0)
+    fused_grad, fused_loss = T.logistic_update_(
+        u, row_of, ids, valid, label, torch.tensor(0.05), fused_out, damp, staged=True
+    )
+    assert _max_diff(trainer.w_out, w_out) > 1e-3  # a real step
+    assert _max_diff(trainer.w_out, fused_out) < TOL
+    assert _max_diff(grad, fused_grad) < TOL
+    assert float(fused_loss) == pytest.approx(float(loss), rel=1e-5)
+
+
 def _small(**kw) -> SkipGramConfig:
     base = dict(backend="torch", torch_negatives="shared", torch_damping="cap",
                 torch_dup_cap=8.0, torch_shared_negatives=16, device=DEV)  # fmt: skip
@@ -101,12 +147,23 @@ def _small(**kw) -> SkipGramConfig:
     return cfg(**base)
 
 
-@pytest.mark.parametrize("arch", ["sg", "cbow"])
-def test_an_epoch_with_the_kernel_equals_the_torch_path(arch):
-    # steps of one 32-example block: every step reads the weights its predecessor wrote,
-    # in both paths, so a whole epoch must agree to float tolerance
-    ids, vocab = planted_corpus(sentences=60)
-    kw = dict(architecture=arch, epochs=1, torch_batch_pairs=32, torch_shared_block=32)
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(architecture="sg"),
+        dict(architecture="cbow"),
+        dict(architecture="sg", torch_negatives="pair"),
+        dict(architecture="sg", output="hs", torch_batch_pairs=16),
+        dict(architecture="cbow", output="hs", torch_batch_pairs=16),
+    ],
+    ids=["sg-shared", "cbow-shared", "sg-pair", "sg-hs", "cbow-hs"],
+)
+def test_an_epoch_with_the_kernel_equals_the_torch_path(kw):
+    # steps of one tile (32 examples, or 16 HS targets: at most 32 path pieces): every
+    # step reads the weights its predecessor wrote, in both paths, so a whole epoch must
+    # agree to float tolerance
+    ids, vocab = planted_corpus(sentences=25)
+    kw = dict(epochs=1, torch_batch_pairs=32, torch_shared_block=32) | kw
     ref = train_word2vec(ids, vocab, _small(**kw), progress=False)
     fused = train_word2vec(ids, vocab, _small(**kw, torch_kernel="triton"), progress=False)
     assert _max_diff(torch.as_tensor(ref.vectors), torch.as_tensor(fused.vectors)) < 1e-4
@@ -130,9 +187,9 @@ def test_the_kernel_learns_the_planted_structure():
 @pytest.mark.parametrize(
     "kw, named",
     [
-        (dict(output="hs"), "output 'hs'"),
-        (dict(torch_negatives="pair"), "torch_negatives 'pair'"),
+        (dict(output="softmax"), "output 'softmax'"),
         (dict(torch_damping="curvature"), "torch_damping 'curvature'"),
+        (dict(output="hs", torch_damping="curvature"), "torch_damping 'curvature'"),
     ],
 )
 def test_settings_the_kernel_cannot_run_are_config_errors(kw, named):

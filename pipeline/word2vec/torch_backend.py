@@ -45,10 +45,9 @@ sums) and the damped summed steps are added densely. HS batches hold Huffman-pat
 (:func:`hs_pieces`), not whole paths padded to the longest code. ``torch_precision``
 ``bf16`` / ``tf32`` runs the matmuls in lower precision with fp32 master weights;
 ``torch_compile`` compiles the shared-negative step with ``torch.compile`` (falls back to
-eager if that fails). ``torch_kernel: triton`` runs the shared-negative NS step (skip-gram
-and CBOW, cap damping) as fused Triton kernels instead
-(:mod:`pipeline.word2vec.triton_kernels`); the full softmax is batched matmuls already,
-HS stays on the torch ops.
+eager if that fails). ``torch_kernel: triton`` runs the NS steps (pair and shared) and the
+HS steps with cap damping as fused Triton kernels instead
+(:mod:`pipeline.word2vec.triton_kernels`); the full softmax is batched matmuls already.
 
 Shapes: B examples per batch, D dims, K = 1 + negatives (or the piece width for HS),
 R rows of a batch (R = B, or the HS pieces), G blocks of Bb examples, N shared negatives
@@ -444,9 +443,7 @@ class TorchTrainer:
         from pipeline.word2vec import triton_kernels
 
         cfg = self.cfg
-        why = triton_kernels.unsupported(
-            cfg.architecture, cfg.output, cfg.torch_negatives, cfg.torch_damping
-        )
+        why = triton_kernels.unsupported(cfg.architecture, cfg.output, cfg.torch_damping)
         if why is None and not triton_kernels.available():
             why = "the triton package is not installed (it comes with CUDA builds of torch)"
         if why is None and self.dev.type != "cuda" and not triton_kernels.interpreted():
@@ -558,6 +555,11 @@ class TorchTrainer:
             out = torch.zeros((u.shape[0], *x.shape[1:]), dtype=x.dtype, device=x.device)
             return out.index_add_(0, row_of, x)
 
+        if self.fused is not None:  # cap damping (see _fused_kernels)
+            damp = None
+            if self.cfg.torch_dup_cap > 0:
+                damp = row_damping(ids, valid, self.w_out.shape[0], self.cfg.torch_dup_cap)
+            return self.fused.logistic_update_(u, row_of, ids, valid, label, lr, self.w_out, damp)
         ur = u if row_of is None else u[row_of]  # (R, D)
         v = self.w_out[ids]  # (R, K, D)
         s = torch.bmm(v, ur[:, :, None]).squeeze(2)  # (R, K)

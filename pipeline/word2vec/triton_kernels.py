@@ -1,8 +1,11 @@
-"""Fused Triton kernels for the negative-sampling step of the batched torch path.
+"""Fused Triton kernels for the NS and HS steps of the batched torch path.
 
 Selected with ``torch_kernel: triton`` (:class:`pipeline.word2vec.config.SkipGramConfig`)
-for ``output: ns`` with ``torch_negatives: shared`` and ``torch_damping: cap``; the same
-step as :func:`pipeline.word2vec.torch_backend.sg_shared_step` (skip-gram) and
+for ``output: ns`` or ``hs`` with ``torch_damping: cap`` (skip-gram and CBOW). The full
+softmax has no kernel here: it is (B, D) x (D, V) matmuls already.
+
+Shared negatives (``torch_negatives: shared``): the same step as
+:func:`pipeline.word2vec.torch_backend.sg_shared_step` (skip-gram) and
 :meth:`~pipeline.word2vec.torch_backend.TorchTrainer._ns_shared` (CBOW), in two kernel
 launches per step instead of some thirty torch ops:
 
@@ -22,6 +25,15 @@ launches per step instead of some thirty torch ops:
    2 x window pairs with one target in a row; frequent words as contexts) are summed in
    the tile first too (an (M, M) x (M, D) matmul of the equal-row mask), so each
    distinct row of a tile is added once.
+
+Independent logistic terms (:func:`_logistic_kernel`; ``torch_negatives: pair``: a
+target and k own negatives per example; HS: the nodes of the Huffman path pieces of
+:class:`pipeline.word2vec.torch_backend.HsPieces`): one program per tile of 32 rows
+gathers their input vectors and their K output rows column by column, scores them, and
+adds the damped output steps with the repeated rows of the tile (the nodes near the
+root are on every path) merged on chip as above; the input gradients are summed per
+example the same way. The per-row damping factors are one scalar ``index_add_`` before
+the launch (:func:`pipeline.word2vec.torch_backend.row_damping`).
 
 Reads and writes: ``direct`` (the default) adds each block's steps straight into the
 weights while later blocks may still be reading them, as word2vec's lock-free threads
@@ -57,12 +69,10 @@ def interpreted() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
-def unsupported(architecture: str, output: str, negatives: str, damping: str) -> str | None:
+def unsupported(architecture: str, output: str, damping: str) -> str | None:
     """Why ``torch_kernel: triton`` cannot run these settings (None: it can)."""
-    if output != "ns":
-        return f"output {output!r} (the kernel does negative sampling; use output: ns)"
-    if negatives != "shared":
-        return f"torch_negatives {negatives!r} (the kernel shares negatives per block)"
+    if output not in ("ns", "hs"):
+        return f"output {output!r} (the full softmax is batched matmuls already: use torch)"
     if damping != "cap":
         return f"torch_damping {damping!r} (the kernel damps with the fixed cap: use cap)"
     if architecture not in ("sg", "cbow"):
@@ -189,6 +199,52 @@ if triton is not None:
         tl.atomic_add(dst_out + negs[:, None] * D + offs_d[None, :], acc_n, mask=nd)
         tl.store(loss_ptr + g, loss)
 
+    @triton.jit
+    def _logistic_kernel(
+        u, row_of, ids, valid, label, w_out, dst_out, grad_u, damp, loss_ptr, lr_ptr, R, D,
+        K: tl.constexpr, KP: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr,
+        DAMP: tl.constexpr,
+    ):  # fmt: skip
+        """BLOCK_M rows of independent logistic terms (see :func:`logistic_update_`)."""
+        pid = tl.program_id(0)
+        lr = tl.load(lr_ptr)
+        offs_m = pid * BLOCK_M + tl.arange(0, BLOCK_M)
+        mmask = offs_m < R
+        offs_d = tl.arange(0, BLOCK_D)
+        dmask = offs_d < D
+        md = mmask[:, None] & dmask[None, :]
+        ex = tl.load(row_of + offs_m, mask=mmask, other=0)
+        ur = tl.load(u + ex[:, None] * D + offs_d[None, :], mask=md, other=0.0)  # (M, D)
+        gu = tl.zeros((BLOCK_M, BLOCK_D), dtype=tl.float32)
+        cols = tl.arange(0, KP)[None, :]
+        gs = tl.zeros((BLOCK_M, KP), dtype=tl.float32)  # the terms' gradients g
+        loss = 0.0
+        # all reads of the tile before its writes (a negative may be another row's target)
+        for k in tl.static_range(K):  # one column of terms: NS target / negative, HS node
+            r = tl.load(ids + offs_m * K + k, mask=mmask, other=0)
+            va = tl.load(valid + offs_m * K + k, mask=mmask, other=0.0)
+            lab = tl.load(label + offs_m * K + k, mask=mmask, other=0.0)
+            v = tl.load(w_out + r[:, None] * D + offs_d[None, :], mask=md, other=0.0)
+            sc = tl.sum(ur * v, axis=1)  # (M,)
+            loss -= tl.sum(_log_sigmoid(tl.where(lab > 0, sc, -sc)) * va)
+            g = (lab - tl.sigmoid(sc)) * va * lr  # (M,)
+            gu += g[:, None] * v
+            gs = tl.where(cols == k, g[:, None], gs)
+        for k in tl.static_range(K):
+            r = tl.load(ids + offs_m * K + k, mask=mmask, other=0)
+            step = tl.sum(tl.where(cols == k, gs, 0.0), axis=1)[:, None] * ur  # (M, D)
+            if DAMP:
+                step = step * tl.load(damp + r, mask=mmask, other=0.0)[:, None]
+            # rows hit several times in the tile (the nodes near the root, frequent
+            # targets and negatives) are summed on chip and added once
+            step, last = _merge_rows(tl.where(mmask, r, -1), step, BLOCK_M)
+            keep = (mmask & last)[:, None] & dmask[None, :]
+            tl.atomic_add(dst_out + r[:, None] * D + offs_d[None, :], step, mask=keep)
+        gu, last = _merge_rows(tl.where(mmask, ex, -1), gu, BLOCK_M)
+        keep = (mmask & last)[:, None] & dmask[None, :]
+        tl.atomic_add(grad_u + ex[:, None] * D + offs_d[None, :], gu, mask=keep)
+        tl.store(loss_ptr + pid, loss)
+
 
 def _pow2(n: int, least: int = 16) -> int:
     return max(least, 1 << max(int(n) - 1, 0).bit_length())
@@ -248,6 +304,50 @@ def ns_shared_update_(
         IEEE=precision == "fp32",
     )  # fmt: skip
     return loss.sum()
+
+
+def logistic_update_(
+    u: torch.Tensor,
+    row_of: torch.Tensor | None,
+    ids: torch.Tensor,
+    valid: torch.Tensor,
+    label: torch.Tensor,
+    lr: torch.Tensor,
+    w_out: torch.Tensor,
+    damp: torch.Tensor | None = None,
+    staged: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Independent logistic terms (pair NS: a target and k negatives per example; HS:
+    the nodes of a Huffman path piece), as ``TorchTrainer._logistic`` with cap damping.
+
+    Row r of ``ids`` (R, K) scores ``u[row_of[r]]`` (``u`` (B, D); ``row_of`` None: R = B)
+    against its K output rows, term weights ``valid`` (R, K), targets ``label`` (R, K).
+    Adds the output steps, times ``damp[row]`` ((V,) per-row factors, None = 1), to
+    ``w_out`` in place; returns the input gradient (B, D) and the loss (0-d).
+    ``staged``: all rows read ``w_out`` as it was before the call.
+    """
+    if triton is None:
+        raise RuntimeError("torch_kernel triton: the triton package is not installed")
+    r, k = ids.shape
+    b, d = u.shape
+    dev = u.device
+    if row_of is None:
+        row_of = torch.arange(r, device=dev)
+    block_m = 32
+    grid = (max(1, -(-r // block_m)),)
+    grad_u = torch.zeros_like(u)
+    loss = torch.zeros(grid[0], dtype=torch.float32, device=dev)
+    dst = torch.zeros_like(w_out) if staged else w_out
+    lr = torch.as_tensor(lr, dtype=torch.float32, device=dev).reshape(())
+    _logistic_kernel[grid](
+        u.contiguous(), row_of.contiguous(), ids.contiguous(),
+        valid.to(torch.float32).contiguous(), label.to(torch.float32).contiguous(), w_out,
+        dst, grad_u, damp if damp is not None else loss, loss, lr, r, d,
+        K=k, KP=_pow2(k, 2), BLOCK_M=block_m, BLOCK_D=_pow2(d), DAMP=damp is not None,
+    )  # fmt: skip
+    if staged:
+        w_out += dst
+    return grad_u, loss.sum()
 
 
 def sg_ns_shared_step_(
