@@ -210,3 +210,40 @@ def test_torch_kernel_is_validated():
     with pytest.raises(ConfigError, match="torch_kernel"):
         from_mapping(SkipGramConfig, {"torch_kernel": "cuda"}, where="skipgram")
     assert SkipGramConfig().torch_kernel == "torch"
+
+
+COMPILE_FOR_SM90 = """
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from pipeline.word2vec import triton_kernels as T
+
+P, I = "*fp32", "*i64"
+def build(fn, sig, const):
+    src = ASTSource(fn=fn, signature={**sig, **{k: "constexpr" for k in const}}, constexprs=const)
+    triton.compile(src, target=GPUTarget("cuda", 90, 32))
+build(T._hits_kernel, dict(in_rows=I, tgt=I, neg=I, wt=P, hits_in=P, hits_out=P, scale="fp32",
+      N="i32"), dict(BB=64, BLOCK_M=16, BLOCK_N=16, HAS_IN=True))
+build(T._ns_shared_kernel, dict(src_in=P, in_rows=I, dst_in=P, dst_rows=I, w_out=P, dst_out=P,
+      tgt=I, neg=I, wt=P, lr_ptr=P, hits_in=P, hits_out=P, loss_ptr=P, scale="fp32", cap="fp32",
+      N="i32", D="i32"), dict(BB=64, BLOCK_M=32, BLOCK_N=16, BLOCK_D=32, DAMP=True, DAMP_IN=True,
+      LOW=False, IEEE=True))
+build(T._logistic_kernel, dict(u=P, row_of=I, ids=I, valid=P, label=P, w_out=P, dst_out=P,
+      grad_u=P, damp=P, loss_ptr=P, lr_ptr=P, R="i32", D="i32"), dict(K=3, KP=4, BLOCK_M=32,
+      BLOCK_D=32, DAMP=True))
+print("compiled")
+"""
+
+
+@pytest.mark.slow
+def test_the_kernels_compile_for_an_h100_without_one():
+    # the interpreter does not type-check or lower the kernels; Triton's compiler (with
+    # the ptxas it ships) does, for a GPU target, with no GPU present (minutes on 2 cores)
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    out = subprocess.run([sys.executable, "-c", COMPILE_FOR_SM90], capture_output=True,
+                         text=True, env=env, timeout=1200, cwd=Path(__file__).parents[1])  # fmt: skip
+    assert out.returncode == 0 and "compiled" in out.stdout, out.stderr[-3000:]

@@ -160,7 +160,7 @@ if triton is not None:
         nd = nmask[:, None] & dmask[None, :]
         vn = tl.load(w_out + negs[:, None] * D + offs_d[None, :], mask=nd, other=0.0)  # (N, D)
         acc_n = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)  # the negatives' steps
-        loss = 0.0
+        loss = tl.sum(tl.zeros((BLOCK_M,), dtype=tl.float32), axis=0)  # fp32 scalar
         for m0 in range(0, BB, BLOCK_M):
             rel = m0 + tl.arange(0, BLOCK_M)
             mmask = rel < BB
@@ -218,7 +218,7 @@ if triton is not None:
         gu = tl.zeros((BLOCK_M, BLOCK_D), dtype=tl.float32)
         cols = tl.arange(0, KP)[None, :]
         gs = tl.zeros((BLOCK_M, KP), dtype=tl.float32)  # the terms' gradients g
-        loss = 0.0
+        loss = tl.sum(tl.zeros((BLOCK_M,), dtype=tl.float32), axis=0)  # fp32 scalar
         # all reads of the tile before its writes (a negative may be another row's target)
         for k in tl.static_range(K):  # one column of terms: NS target / negative, HS node
             r = tl.load(ids + offs_m * K + k, mask=mmask, other=0)
