@@ -233,7 +233,9 @@ def _torch_settings(a, flags: dict) -> dict:
     return out
 
 
-def main(argv=None) -> None:
+def parse_args(argv=None) -> tuple[argparse.Namespace, dict]:
+    """The parsed flags and the settings dict that :func:`run_ours` and
+    :func:`run_gensim` take (``torch_settings`` resolved, see :func:`_torch_settings`)."""
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -267,6 +269,7 @@ def main(argv=None) -> None:
         "precision": (str, "fp32 | tf32 | bf16 matmuls (fp32 master weights)"),
         "compile": (str, "true | false: torch.compile the shared step"),
         "softmax-logits": (int, "most (B x V) logits per full-softmax step"),
+        "kernel": (str, "torch | triton: fused NS / HS kernels (cap damping)"),
     }
     for name, (_, text) in torch_flags.items():
         p.add_argument(f"--torch-{name}", default=None, help=f"torch path: {text}")
@@ -276,8 +279,13 @@ def main(argv=None) -> None:
                    help="train ours under torch.profiler and write its top ops to PATH "
                    "(use with --epochs 1 --no-gensim: the profiler slows every op)")  # fmt: skip
     a = p.parse_args(argv)
-    args = vars(a)
+    args = dict(vars(a))
     args["torch_settings"] = _torch_settings(a, torch_flags)
+    return a, args
+
+
+def main(argv=None) -> None:
+    a, args = parse_args(argv)
     report = {"model": a.model, "corpus": a.corpus, "repeat": a.repeat, "workers": a.workers,
               "epochs": a.epochs, "backend": a.backend, "device": a.device,
               "cpu_count": os.cpu_count(), "load_avg_start": os.getloadavg(), "runs": []}  # fmt: skip

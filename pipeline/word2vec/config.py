@@ -30,7 +30,9 @@ class SkipGramConfig:
     ``torch_precision``
     ``fp32``/``tf32``/``bf16`` (matmuls; weights stay fp32), ``torch_compile``
     (``torch.compile`` the shared step), ``torch_softmax_logits`` most (B x V) logits per
-    full-softmax step. ``corpus`` names the processed corpus the stage reads (not used
+    full-softmax step, ``torch_kernel`` ``torch`` (the ops above) or ``triton`` (fused
+    Triton kernels, :mod:`pipeline.word2vec.triton_kernels`: CUDA, output ns or hs with
+    cap damping). ``corpus`` names the processed corpus the stage reads (not used
     by the library).
     """
 
@@ -63,6 +65,7 @@ class SkipGramConfig:
     torch_precision: Literal["fp32", "tf32", "bf16"] = "fp32"
     torch_compile: bool = False
     torch_softmax_logits: int = field(default=1 << 24, metadata={"min": 1})
+    torch_kernel: Literal["torch", "triton"] = "torch"
 
     @property
     def start_lr(self) -> float:

@@ -45,7 +45,9 @@ sums) and the damped summed steps are added densely. HS batches hold Huffman-pat
 (:func:`hs_pieces`), not whole paths padded to the longest code. ``torch_precision``
 ``bf16`` / ``tf32`` runs the matmuls in lower precision with fp32 master weights;
 ``torch_compile`` compiles the shared-negative step with ``torch.compile`` (falls back to
-eager if that fails).
+eager if that fails). ``torch_kernel: triton`` runs the NS steps (pair and shared) and the
+HS steps with cap damping as fused Triton kernels instead
+(:mod:`pipeline.word2vec.triton_kernels`); the full softmax is batched matmuls already.
 
 Shapes: B examples per batch, D dims, K = 1 + negatives (or the piece width for HS),
 R rows of a batch (R = B, or the HS pieces), G blocks of Bb examples, N shared negatives
@@ -62,6 +64,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pipeline.core.errors import ConfigError
 from pipeline.word2vec import numba_kernels as K
 from pipeline.word2vec.config import SkipGramConfig
 from pipeline.word2vec.corpus import (
@@ -421,9 +424,10 @@ class TorchTrainer:
                 for k in ("points", "labels", "mask", "first", "count")
             }  # (P, width) x 3, (V,) x 2
         self._spread: torch.Tensor | None = None  # see _spread_rows
+        self.fused = self._fused_kernels() if cfg.torch_kernel == "triton" else None
         self._sg_shared = sg_shared_step
         self._compiled = False
-        if self.shared and cfg.torch_compile:
+        if self.shared and cfg.torch_compile and self.fused is None:
             try:
                 self._sg_shared = torch.compile(sg_shared_step, dynamic=False)
                 self._compiled = True
@@ -432,6 +436,21 @@ class TorchTrainer:
             else:
                 self._warm_up()
         self.diverged_lr: float | None = None
+
+    def _fused_kernels(self):
+        """:mod:`pipeline.word2vec.triton_kernels` if it can run these settings here,
+        else a ConfigError naming ``skipgram.torch_kernel``."""
+        from pipeline.word2vec import triton_kernels
+
+        cfg = self.cfg
+        why = triton_kernels.unsupported(cfg.architecture, cfg.output, cfg.torch_damping)
+        if why is None and not triton_kernels.available():
+            why = "the triton package is not installed (it comes with CUDA builds of torch)"
+        if why is None and self.dev.type != "cuda" and not triton_kernels.interpreted():
+            why = f"device {self.dev.type} (triton kernels run on cuda, or TRITON_INTERPRET=1)"
+        if why is not None:
+            raise ConfigError(f"skipgram.torch_kernel: triton cannot run {why}")
+        return triton_kernels
 
     def _warm_up(self) -> None:
         """Compile the shared step now, for the full batch shape, outside the timing (as
@@ -536,6 +555,11 @@ class TorchTrainer:
             out = torch.zeros((u.shape[0], *x.shape[1:]), dtype=x.dtype, device=x.device)
             return out.index_add_(0, row_of, x)
 
+        if self.fused is not None:  # cap damping (see _fused_kernels)
+            damp = None
+            if self.cfg.torch_dup_cap > 0:
+                damp = row_damping(ids, valid, self.w_out.shape[0], self.cfg.torch_dup_cap)
+            return self.fused.logistic_update_(u, row_of, ids, valid, label, lr, self.w_out, damp)
         ur = u if row_of is None else u[row_of]  # (R, D)
         v = self.w_out[ids]  # (R, K, D)
         s = torch.bmm(v, ur[:, :, None]).squeeze(2)  # (R, K)
@@ -607,6 +631,12 @@ class TorchTrainer:
             wt[b:] = 0.0
         neg = self.sample_negatives((g, cfg.torch_shared_negatives), gen)
         lr_t = torch.as_tensor(lr, dtype=u.dtype, device=self.dev)
+        if self.fused is not None:
+            grad_u, loss = self.fused.ns_shared_output_(
+                u, self.w_out, tgt, neg, wt, lr_t, cfg.negative, cfg.torch_dup_cap,
+                cfg.torch_precision,
+            )  # fmt: skip
+            return grad_u[:b], loss
         grad_u, rows, step, loss, _ = ns_shared_step(
             u, self.w_out, tgt, neg, wt, lr_t, cfg.negative, cfg.torch_dup_cap,
             cfg.torch_precision, cfg.torch_damping, cfg.torch_scatter,
@@ -768,6 +798,12 @@ class TorchTrainer:
         neg_all = self.sample_negatives((nb, bsz // bb, cfg.torch_shared_negatives), gen)
         for i in range(nb):
             s = slice(i * bsz, (i + 1) * bsz)
+            if self.fused is not None:  # one fused step, in place
+                loss_sum += self.fused.sg_ns_shared_step_(
+                    self.w_in, self.w_out, ctx[s], tgt[s], neg_all[i], wt[s], lrs[i],
+                    cfg.negative, cfg.torch_dup_cap, cfg.torch_precision,
+                ).double()  # fmt: skip
+                continue
             in_rows, in_step, out_rows, out_step, lo = self._sg_shared(
                 self.w_in, self.w_out, ctx[s], tgt[s], neg_all[i], wt[s], lrs[i],
                 cfg.negative, cfg.torch_dup_cap, cfg.torch_precision, cfg.torch_damping,

@@ -55,7 +55,7 @@ BACKENDS = {
     "torch": "pipeline.word2vec.torch_backend:TorchTrainer",
 }
 _SOURCES = ("train.py", "corpus.py", "numba_kernels.py", "numba_backend.py",
-            "torch_backend.py", "huffman.py")  # fmt: skip
+            "torch_backend.py", "huffman.py", "triton_kernels.py")  # fmt: skip
 
 
 def backend_class(name: str):
