@@ -57,7 +57,7 @@ from pipeline.data.fast_encode import (
 )
 from pipeline.data.scan import EOL_ID, TokenTable
 from pipeline.data.text import EOL, Level, NormalizeConfig, TokenizerName, normalize, tokenize
-from pipeline.data.vocab import EOS, UNK, Vocabulary
+from pipeline.data.vocab import EOS, SPECIALS, UNK, Vocabulary
 
 SplitName = Literal["none", "bengio2003", "tail10"]
 Engine = Literal["fast", "reference"]
@@ -312,6 +312,7 @@ class Counts:
     eos: int
     words: int
     lines: int
+    rare: tuple[int, int, int] = (0, 0, 0)  # left out of counter: see Vocabulary.from_counts
 
 
 def count_train(
@@ -345,6 +346,7 @@ def build_vocab(counts: Counts, settings: EncodeSettings, source: str = "corpus"
             min_count=settings.min_count,
             max_size=settings.max_size,
             eos_count=counts.eos,
+            rare=counts.rare,
         )
     except ConfigError as exc:
         msg = str(exc)
@@ -531,20 +533,35 @@ def _prepare_fast(
             total = scan_to_ids(blocks, tokenize_block, fh)
         c1, c2 = _fast_cuts(ids_path, total, settings)
         n = len(table)
-        counts = table.counts[:n].copy()
+        counts = table.counts()
         if c1 < total:
             counts -= tail_counts(ids_path, c1, n)
-        tokens = table.tokens()
-        counter = Counter(
-            {tokens[p]: c for p, c in enumerate(counts.tolist()) if c > 0 and p != EOL_ID}
-        )
         eos = int(counts[EOL_ID])
+        counts[EOL_ID] = 0
+        # Only tokens that can enter the vocabulary become Python strings: those seen
+        # min_count times, and the specials' spellings (their counts go to the special).
+        special = {t: p for t in SPECIALS if (p := table.find(t)) >= 0}
+        special_ids = np.array(list(special.values()), dtype=np.int64)
+        keep = counts >= settings.min_count
+        keep[special_ids] = True
+        keep &= counts > 0
+        rare = (counts > 0) & ~keep
+        kept = np.flatnonzero(keep)
+        counter = Counter(dict(zip(table.tokens(kept), counts[kept].tolist(), strict=True)))
+        rare_counts = counts[rare]
+        summary = (int(rare_counts.size), int(rare_counts.sum()), int(rare_counts.max(initial=0)))
+        words = int(counts.sum())
         vocab = build_vocab(
-            Counts(counter, eos, sum(counter.values()), eos), settings, source=str(corpus.root)
+            Counts(counter, eos, words, eos, summary), settings, source=str(corpus.root)
         )
+        types = len(counter) + summary[0]
+        del counter
         t1 = time.perf_counter()
         index = vocab.index
-        perm = np.fromiter((index.get(t, UNK) for t in tokens), dtype=np.int32, count=n)
+        perm = np.full(n, UNK, dtype=np.int32)
+        perm[kept] = [index.get(t, UNK) for t in table.tokens(kept)]
+        for t, p in special.items():
+            perm[p] = index[t]
         perm[EOL_ID] = EOS
         cuts = [0, c1, c2, total]
         with contextlib.ExitStack() as stack:
@@ -572,7 +589,7 @@ def _prepare_fast(
     return PrepareResult(
         vocab=vocab,
         splits=splits,
-        types=len(counter),
+        types=types,
         lines=corpus.lines,
         decode_errors=corpus.decode_errors,
         seconds=t2 - t0,

@@ -19,7 +19,7 @@ import numpy as np
 from pipeline.data.text import NormalizeConfig
 
 EOL_ID = 0  # the provisional id of the line end "\n" (inserted first)
-_BATCH = 1 << 16  # spans inserted per call: the table grows between calls
+_BATCH = 1 << 13  # spans inserted per call: the table grows between calls (load <= 1/2)
 
 
 # ---------------------------------------------------------------------------- byte classes
@@ -143,6 +143,13 @@ def scan_ascii_words(
 
 
 # ---------------------------------------------------------------------------- hash table
+# One slot is a row of 4 uint64: hash, (id + 1) | length << 32 (0: empty), offset of the
+# bytes in the arena, count. A lookup reads one row and the token's bytes (two cache
+# misses), which is what bounds the speed on a large vocabulary.
+_HASH, _META, _OFFSET, _COUNT = 0, 1, 2, 3
+_LOW = np.uint64(0xFFFFFFFF)
+
+
 @numba.njit(cache=True, inline="always")
 def _hash(buf, s, length):
     h = np.uint64(14695981039346656037)  # FNV-1a
@@ -151,8 +158,16 @@ def _hash(buf, s, length):
     return h ^ (h >> np.uint64(29))
 
 
+@numba.njit(cache=True, inline="always")
+def _same(arena, a, buf, s, length):
+    for k in range(length):  # noqa: SIM110 (a loop numba compiles)
+        if arena[a + k] != buf[s + k]:
+            return False
+    return True
+
+
 @numba.njit(cache=True, nogil=True)
-def _insert(buf, starts, lens, slots, hashes, tstarts, tlens, arena, counts, n, used, out):
+def _insert(buf, starts, lens, slots, tstarts, tlens, arena, n, used, out):
     """Look up (and insert) each span of ``buf``; ``out`` gets the ids. Returns (n, used)."""
     mask = np.uint64(slots.shape[0] - 1)
     for i in range(starts.shape[0]):
@@ -160,43 +175,67 @@ def _insert(buf, starts, lens, slots, hashes, tstarts, tlens, arena, counts, n, 
         length = lens[i]
         h = _hash(buf, s, length)
         j = h & mask
+        want = np.uint64(length) << np.uint64(32)
         while True:
-            p = slots[j]
-            if p < 0:
-                slots[j] = n
-                hashes[n] = h
+            meta = slots[j, 1]
+            if meta == 0:
+                slots[j, 0] = h
+                slots[j, 1] = np.uint64(n + 1) | want
+                slots[j, 2] = used
+                slots[j, 3] = 1
                 tstarts[n] = used
                 tlens[n] = length
                 for k in range(length):
                     arena[used + k] = buf[s + k]
                 used += length
-                counts[n] = 1
                 out[i] = n
                 n += 1
                 break
-            if hashes[p] == h and tlens[p] == length:
-                a = tstarts[p]
-                same = True
-                for k in range(length):
-                    if arena[a + k] != buf[s + k]:
-                        same = False
-                        break
-                if same:
-                    counts[p] += 1
-                    out[i] = p
-                    break
+            same_hash = slots[j, 0] == h and (meta & ~_LOW) == want
+            if same_hash and _same(arena, np.int64(slots[j, 2]), buf, s, length):
+                slots[j, 3] += np.uint64(1)
+                out[i] = np.int64(meta & _LOW) - 1
+                break
             j = (j + np.uint64(1)) & mask
     return n, used
 
 
 @numba.njit(cache=True, nogil=True)
-def _rehash(hashes, n, slots):
+def _find(buf, slots, arena):
+    """The id of the token ``buf`` (all of it), or -1."""
+    length = buf.shape[0]
     mask = np.uint64(slots.shape[0] - 1)
-    for p in range(n):
-        j = hashes[p] & mask
-        while slots[j] >= 0:
-            j = (j + np.uint64(1)) & mask
-        slots[j] = p
+    h = _hash(buf, 0, length)
+    j = h & mask
+    want = np.uint64(length) << np.uint64(32)
+    while True:
+        meta = slots[j, 1]
+        if meta == 0:
+            return -1
+        same_hash = slots[j, 0] == h and (meta & ~_LOW) == want
+        if same_hash and _same(arena, np.int64(slots[j, 2]), buf, 0, length):
+            return np.int64(meta & _LOW) - 1
+        j = (j + np.uint64(1)) & mask
+
+
+@numba.njit(cache=True, nogil=True)
+def _rehash(old, slots):
+    mask = np.uint64(slots.shape[0] - 1)
+    for r in range(old.shape[0]):
+        if old[r, 1] != 0:
+            j = old[r, 0] & mask
+            while slots[j, 1] != 0:
+                j = (j + np.uint64(1)) & mask
+            for c in range(4):
+                slots[j, c] = old[r, c]
+
+
+@numba.njit(cache=True, nogil=True)
+def _counts(slots, out):
+    for r in range(slots.shape[0]):
+        meta = slots[r, 1]
+        if meta != 0:
+            out[np.int64(meta & _LOW) - 1] = slots[r, 3]
 
 
 def _grown(a: np.ndarray, need: int) -> np.ndarray:
@@ -209,39 +248,35 @@ def _grown(a: np.ndarray, need: int) -> np.ndarray:
 
 class TokenTable:
     """Distinct tokens (UTF-8 bytes) with provisional ids, in order of first appearance,
-    and their counts. Id :data:`EOL_ID` is the line end ``"\\n"``.
+    and their counts. Id :data:`EOL_ID` is the line end ``"\\n"`` (registered, count 0).
     """
 
     def __init__(self, capacity: int = 1 << 12) -> None:
         self.n = 0
         self.used = 0
-        self.slots = np.full(2 * capacity, -1, dtype=np.int32)
-        self.hashes = np.zeros(capacity, dtype=np.uint64)
+        self.slots = np.zeros((2 * capacity, 4), dtype=np.uint64)
         self.starts = np.zeros(capacity, dtype=np.int64)
         self.lens = np.zeros(capacity, dtype=np.int32)
-        self.counts = np.zeros(capacity, dtype=np.int64)
         self.arena = np.zeros(capacity * 8, dtype=np.uint8)
         eol = np.frombuffer(b"\n", dtype=np.uint8)
         self.add(eol, np.zeros(1, np.int32), np.ones(1, np.int32))
-        self.counts[EOL_ID] = 0  # registered, not seen
+        self.slots[:, _COUNT] = 0  # registered, not seen
 
     def __len__(self) -> int:
         return self.n
 
     def _reserve(self, new: int, nbytes: int) -> None:
         need = self.n + new
-        if need > self.hashes.shape[0]:
-            self.hashes = _grown(self.hashes, need)
+        if need > self.starts.shape[0]:
             self.starts = _grown(self.starts, need)
             self.lens = _grown(self.lens, need)
-            self.counts = _grown(self.counts, need)
         self.arena = _grown(self.arena, self.used + nbytes)
         if 2 * need > self.slots.shape[0]:  # load factor <= 1/2
             size = self.slots.shape[0]
             while 2 * need > size:
                 size *= 2
-            self.slots = np.full(size, -1, dtype=np.int32)
-            _rehash(self.hashes, self.n, self.slots)
+            old, self.slots = self.slots, np.zeros((size, 4), dtype=np.uint64)
+            _rehash(old, self.slots)
 
     def add(self, buf: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
         """Ids (int32) of the tokens ``buf[starts[i] : starts[i] + lens[i]]``; counts += 1."""
@@ -250,8 +285,8 @@ class TokenTable:
             b = min(a + _BATCH, starts.shape[0])
             self._reserve(b - a, int(lens[a:b].sum()))
             self.n, self.used = _insert(
-                buf, starts[a:b], lens[a:b], self.slots, self.hashes, self.starts,
-                self.lens, self.arena, self.counts, self.n, self.used, out[a:b],
+                buf, starts[a:b], lens[a:b], self.slots, self.starts, self.lens,
+                self.arena, self.n, self.used, out[a:b],
             )  # fmt: skip
         return out
 
@@ -264,12 +299,25 @@ class TokenTable:
         buf = np.frombuffer(b"".join(encoded), dtype=np.uint8)
         return self.add(buf, starts, lens)
 
-    def tokens(self) -> list[str]:
-        """The token of each provisional id."""
-        arena = self.arena[: self.used].tobytes()
-        starts = self.starts[: self.n].tolist()
-        lens = self.lens[: self.n].tolist()
-        return [arena[s : s + n].decode("utf-8") for s, n in zip(starts, lens, strict=True)]
+    def find(self, token: str) -> int:
+        """The id of ``token``, or -1 if it was never added."""
+        return int(
+            _find(np.frombuffer(token.encode("utf-8"), dtype=np.uint8), self.slots, self.arena)
+        )
+
+    def counts(self) -> np.ndarray:
+        """How often each id was added (int64, by id)."""
+        out = np.zeros(self.n, dtype=np.int64)
+        _counts(self.slots, out)
+        return out
+
+    def tokens(self, ids: np.ndarray | None = None) -> list[str]:
+        """The token of each id in ``ids`` (default: all, by id)."""
+        ids = np.arange(self.n) if ids is None else np.asarray(ids)
+        starts = self.starts[ids].tolist()
+        ends = (self.starts[ids] + self.lens[ids]).tolist()
+        arena = self.arena
+        return [arena[s:e].tobytes().decode("utf-8") for s, e in zip(starts, ends, strict=True)]
 
 
 __all__ = [
