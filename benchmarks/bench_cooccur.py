@@ -25,6 +25,7 @@ import argparse
 import importlib.util
 import json
 import multiprocessing as mp
+import queue
 import subprocess
 import sys
 import tempfile
@@ -51,6 +52,7 @@ def _module(baseline: str | None):
     spec = importlib.util.spec_from_file_location("cooccur_baseline", baseline)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules["cooccur_baseline"] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
@@ -100,7 +102,14 @@ def measure(ids_path: Path, vocab_size: int, window: int, memory_mb: float, tmp:
     args = (str(ids_path), vocab_size, str(tmp / "c.npz"), window, memory_mb, baseline, q)
     p = ctx.Process(target=_count, args=args)
     p.start()
-    result = q.get()
+    while p.is_alive() or not q.empty():
+        try:
+            result = q.get(timeout=1.0)
+            break
+        except queue.Empty:
+            continue
+    else:
+        raise SystemExit(f"the counting process failed (exit code {p.exitcode})")
     p.join()
     (tmp / "c.npz").unlink(missing_ok=True)
     return result
