@@ -62,10 +62,12 @@ def _count(ids_path: str, vocab_size: int, out: str, window: int, memory_mb: flo
     import psutil
 
     count_cooccurrences = _module(baseline).count_cooccurrences
-    # load the cached numba kernels first: the timing below is the counting only, and
-    # the memory resident now is the interpreter's footprint
-    count_cooccurrences(np.array([3, 4, 2, 3], np.int32), 5, out, window=2)
-    count_cooccurrences(np.array([3, 4, 2, 3], np.int32), 5, out, window=2, memory_mb=0.001)
+    # load the cached numba kernels first (a count that spills and merges, and one that
+    # does not): the timing below is the counting only, and the memory resident now is
+    # the interpreter's footprint
+    ids = np.random.default_rng(0).integers(1, 400, 5000).astype(np.int32)
+    count_cooccurrences(ids, 400, out, window=2, memory_mb=0.001)
+    count_cooccurrences(ids[:50], 400, out, window=2)
     start_mb = psutil.Process().memory_info().rss / 2**20
     t0, c0 = time.perf_counter(), time.process_time()
     stats = count_cooccurrences(ids_path, vocab_size, out, window=window, memory_mb=memory_mb)

@@ -606,9 +606,10 @@ def load_kernels() -> None:
     interpreter's footprint, which is the same for any corpus.
     """
     with tempfile.TemporaryDirectory(prefix="cooccur.") as tmp:
-        ids = np.array([3, 4, 2, 3, 1, 4], np.int32)
-        count_cooccurrences(ids, 5, Path(tmp) / "warm.npz", window=2, memory_mb=0.001)
-        count_cooccurrences(ids, 5, Path(tmp) / "warm.npz", window=2)
+        # enough distinct pairs to spill and merge runs at a tiny budget (every kernel)
+        ids = np.random.default_rng(0).integers(1, 400, 5000).astype(np.int32)
+        count_cooccurrences(ids, 400, Path(tmp) / "warm.npz", window=2, memory_mb=0.001)
+        count_cooccurrences(ids[:50], 400, Path(tmp) / "warm.npz", window=2)
 
 
 def load_cooccur(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
