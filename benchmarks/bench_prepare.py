@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_prepare.py                # 100M tokens
     .venv/bin/python benchmarks/bench_prepare.py --tokens 5e6   # quick look
-    .venv/bin/python benchmarks/bench_prepare.py --tokens 2e7 --keep --workdir /tmp
+    .venv/bin/python benchmarks/bench_prepare.py --tokens 2e7 --keep --workdir DIR
     .venv/bin/python benchmarks/bench_prepare.py --corpus DIR --engines fast   # reuse
 
 The corpus is written to disk chunk by chunk (never held in memory): ``--vocab`` distinct
