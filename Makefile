@@ -44,7 +44,7 @@ setup: $(STAMP) ## create or refresh .venv: exactly the versions and hashes of r
 lock: ## regenerate requirements.lock from the ranges in pyproject.toml (CPython 3.11)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@test -x $(VENV)/bin/pip-compile || $(PY) -m pip install -q pip-tools
-	$(VENV)/bin/pip-compile --quiet --extra dev --generate-hashes --allow-unsafe --strip-extras \
+	$(VENV)/bin/pip-compile --quiet --extra dev --extra gpu --generate-hashes --allow-unsafe --strip-extras \
 	  --no-emit-index-url --no-emit-find-links --upgrade-package "torch==$(LOCK_TORCH)" \
 	  --output-file requirements.lock pyproject.toml
 

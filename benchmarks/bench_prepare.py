@@ -2,18 +2,25 @@
 
     .venv/bin/python benchmarks/bench_prepare.py                # 100M tokens
     .venv/bin/python benchmarks/bench_prepare.py --tokens 5e6   # quick look
+    .venv/bin/python benchmarks/bench_prepare.py --tokens 2e7 --keep --workdir DIR
+    .venv/bin/python benchmarks/bench_prepare.py --corpus DIR --engines fast   # reuse
 
 The corpus is written to disk chunk by chunk (never held in memory): ``--vocab`` distinct
 letter-only words drawn with probability ~ 1/rank^``--exponent``, lines of 5-35 words.
-The preparation (count pass + encode pass, word level, min_count 5) then runs in a child
-process, so its peak memory (``ru_maxrss``) is measured alone. As a reference, gensim's
-vocabulary scan (``Word2Vec.build_vocab`` over ``LineSentence``, count only) runs on the
-first ``--reference-tokens`` tokens. Prints one JSON object.
+The preparation (word level, min_count 5, digits -> 0) then runs once per engine, each
+in a child process, so its peak memory (``ru_maxrss``, the whole process) is measured
+alone: ``fast`` (the default engine) and ``reference`` (the previous implementation's
+plain-Python count and encode passes, kept as the definition the fast engine is tested
+against). Prints tokens/s, peak memory and the ratios fast / reference, and checks that
+both wrote the same bytes. With ``--reference-tokens``, gensim's vocabulary scan
+(``Word2Vec.build_vocab`` over ``LineSentence``, count only) runs on the first tokens.
+Prints one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
+import filecmp
 import json
 import os
 import platform
@@ -80,7 +87,7 @@ def generate(path: Path, tokens: int, vocab: int, exponent: float, seed: int) ->
     }
 
 
-def worker(corpus_dir: Path, out_dir: Path, min_count: int) -> None:
+def worker(corpus_dir: Path, out_dir: Path, min_count: int, engine: str = "fast") -> None:
     """Child process: prepare the corpus; print the result as JSON."""
     from pipeline.data.corpora import open_corpus
     from pipeline.data.encode import EncodeSettings, prepare_corpus
@@ -88,7 +95,10 @@ def worker(corpus_dir: Path, out_dir: Path, min_count: int) -> None:
 
     corpus = open_corpus("text", corpus_dir, files="*.txt")
     settings = EncodeSettings(
-        min_count=min_count, normalize=NormalizeConfig(digits="0"), progress=False
+        min_count=min_count,
+        normalize=NormalizeConfig(digits="0"),
+        progress=False,
+        engine=engine,  # type: ignore[arg-type]
     )
     res = prepare_corpus(corpus, settings, out_dir)
     m = res.metrics()
@@ -96,6 +106,40 @@ def worker(corpus_dir: Path, out_dir: Path, min_count: int) -> None:
     m["peak_rss_mb"] = ru.ru_maxrss / 1024
     m["cpu_seconds"] = ru.ru_utime + ru.ru_stime
     print(json.dumps(m))
+
+
+def run_engine(corpus_dir: Path, out_dir: Path, min_count: int, engine: str) -> dict:
+    """Prepare in a child process (its own peak memory); the figures as a dict."""
+    t0 = time.perf_counter()
+    cmd = [sys.executable, __file__, "--worker", str(corpus_dir), str(out_dir)]
+    cmd += ["--min-count", str(min_count), "--engine", engine]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr)
+        raise SystemExit(proc.returncode)
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {
+        "engine": engine,
+        "tokens": res["tokens"],
+        "words": res["words"],
+        "vocab_size": res["vocab_size"],
+        "oov_rate": res["oov_rate"],
+        "seconds": res["seconds"],
+        "count_seconds": res["count_seconds"],
+        "encode_seconds": res["encode_seconds"],
+        "wall_seconds_with_startup": round(wall, 2),
+        "cpu_seconds": round(res["cpu_seconds"], 2),
+        "tokens_per_second": res["tokens"] / res["seconds"],
+        "tokens_per_cpu_second": res["tokens"] / res["cpu_seconds"],
+        "peak_rss_mb": round(res["peak_rss_mb"], 1),
+        "output_mb": round(sum(p.stat().st_size for p in out_dir.iterdir()) / 2**20, 1),
+    }
+
+
+def same_outputs(a: Path, b: Path) -> bool:
+    names = ("vocab.tsv", "train.npy", "valid.npy", "test.npy")
+    return all(filecmp.cmp(a / n, b / n, shallow=False) for n in names)
 
 
 def reference_gensim(corpus_file: Path, tokens: int, tmp: Path) -> dict:
@@ -131,12 +175,20 @@ def main(argv: list[str] | None = None) -> None:
         "--tokens", type=float, default=100e6, help="corpus size in tokens (default 1e8)"
     )
     parser.add_argument(
-        "--vocab", type=int, default=200_000, help="distinct words (default 200000)"
+        "--vocab", type=int, default=500_000, help="distinct words (default 500000)"
     )
     parser.add_argument("--exponent", type=float, default=1.0, help="Zipf exponent (default 1.0)")
     parser.add_argument("--min-count", type=int, default=5)
     parser.add_argument(
-        "--reference-tokens", type=float, default=10e6, help="gensim reference size (0: skip)"
+        "--engines",
+        default="fast,reference",
+        help="engines to run, comma-separated (default fast,reference)",
+    )
+    parser.add_argument(
+        "--corpus", type=Path, default=None, help="a folder of *.txt to use instead of generating"
+    )
+    parser.add_argument(
+        "--reference-tokens", type=float, default=0, help="gensim reference size (0: skip)"
     )
     parser.add_argument(
         "--workdir", type=Path, default=None, help="where to write (default: a temp folder)"
@@ -144,71 +196,43 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--keep", action="store_true", help="keep the generated corpus and outputs")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--worker", nargs=2, type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--engine", default="fast", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        worker(args.worker[0], args.worker[1], args.min_count)
+        worker(args.worker[0], args.worker[1], args.min_count, args.engine)
         return
 
     base = Path(tempfile.mkdtemp(prefix="bench_prepare.", dir=args.workdir))
     try:
-        corpus_dir = base / "corpus"
-        corpus_dir.mkdir()
-        gen = generate(
-            corpus_dir / "zipf.txt", int(args.tokens), args.vocab, args.exponent, args.seed
-        )
-        t0 = time.perf_counter()
-        proc = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--worker",
-                str(corpus_dir),
-                str(base / "out"),
-                "--min-count",
-                str(args.min_count),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        wall = time.perf_counter() - t0
-        if proc.returncode != 0:
-            sys.stderr.write(proc.stderr)
-            raise SystemExit(proc.returncode)
-        res = json.loads(proc.stdout.strip().splitlines()[-1])
-        child_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        result = {
-            "benchmark": "prepare",
-            "corpus": {"kind": "zipf", "vocab": args.vocab, "exponent": args.exponent, **gen},
-            "prepare": {
-                "tokens": res["tokens"],
-                "words": res["words"],
-                "vocab_size": res["vocab_size"],
-                "oov_rate": res["oov_rate"],
-                "seconds": res["seconds"],
-                "count_seconds": res["count_seconds"],
-                "encode_seconds": res["encode_seconds"],
-                "wall_seconds_with_startup": round(wall, 2),
-                "cpu_seconds": round(res["cpu_seconds"], 2),
-                "tokens_per_second": res["tokens"] / res["seconds"],
-                "tokens_per_cpu_second": res["tokens"] / res["cpu_seconds"],
-                "peak_rss_mb": round(max(res["peak_rss_mb"], child_rss), 1),
-                "output_mb": round(
-                    sum(p.stat().st_size for p in (base / "out").iterdir()) / 2**20, 1
-                ),
-            },
-            "machine": {
-                "cpus": os.cpu_count(),
-                "python": platform.python_version(),
-                "load_avg": os.getloadavg(),
-            },
+        if args.corpus is None:
+            corpus_dir = base / "corpus"
+            corpus_dir.mkdir()
+            gen = generate(
+                corpus_dir / "zipf.txt", int(args.tokens), args.vocab, args.exponent, args.seed
+            )
+            corpus = {"kind": "zipf", "vocab": args.vocab, "exponent": args.exponent, **gen}
+        else:
+            corpus_dir = args.corpus
+            corpus = {"kind": "given", "path": str(corpus_dir)}
+        result: dict = {"benchmark": "prepare", "corpus": corpus}
+        engines = [e for e in args.engines.split(",") if e]
+        for engine in engines:
+            result[engine] = run_engine(corpus_dir, base / engine, args.min_count, engine)
+        if "fast" in result and "reference" in result:
+            fast, ref = result["fast"], result["reference"]
+            result["ratio_fast_vs_reference"] = {
+                "tokens_per_second": fast["tokens_per_second"] / ref["tokens_per_second"],
+                "peak_rss_mb": fast["peak_rss_mb"] / ref["peak_rss_mb"],
+                "same_outputs": same_outputs(base / "fast", base / "reference"),
+            }
+        result["machine"] = {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_avg": os.getloadavg(),
         }
         if args.reference_tokens > 0:
             ref = reference_gensim(corpus_dir / "zipf.txt", int(args.reference_tokens), base)
             result["reference_gensim_build_vocab"] = ref
-            result["ratio_tokens_per_second_vs_gensim_scan"] = (
-                result["prepare"]["tokens_per_second"] / ref["tokens_per_second"]
-            )
         print(json.dumps(result, indent=2))
     finally:
         if not args.keep:

@@ -120,6 +120,10 @@ def test_memory_plan_fits_budget():
         cells = dense_layout(50_000, max_product)[2]
         assert cells * 8 <= mb * 2**20 * 0.25 + 8
         assert slots == 64 or cells * 8 + slots * 52 <= mb * 2**20
+        # the chunk of ids read at a time comes out of the hash table's share
+        _, fewer = plan_memory(50_000, mb, 0.25, reserved_bytes=int(mb * 2**20 * 0.5))
+        assert fewer == 64 or cells * 8 + fewer * 52 + mb * 2**20 * 0.5 <= mb * 2**20
+        assert fewer <= slots
 
 
 @pytest.mark.parametrize("max_entries", [1, 7, 50, 10_000])

@@ -68,6 +68,9 @@ def tiny_repo(tmp_path: Path) -> Path:
     shutil.rmtree(repo / ".dvc" / "tmp", ignore_errors=True)
     shutil.rmtree(repo / ".dvc" / "cache", ignore_errors=True)
     shutil.copy(REPO / "dvc.yaml", repo / "dvc.yaml")
+    # as in the repository: caches written next to the code (bytecode, compiled numba
+    # kernels) are not part of a stage's code dependencies
+    shutil.copy(REPO / ".dvcignore", repo / ".dvcignore")
     corpus = tmp_path / "corpus"
     _corpus(corpus)
     # Only a local `sotu` dataset; the smoke profile by default.

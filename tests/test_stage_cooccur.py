@@ -36,8 +36,11 @@ def test_stage_writes_matrix_and_metrics(tmp_path, monkeypatch, smoke_params):
     rows, cols, values, v = load_cooccur(folder / "cooccur.npz")
     assert v == 50 and rows.size > 100 and (values > 0).all()
     metrics = json.loads((tmp_path / "metrics" / "cooccur.json").read_text())
-    for key in ("nnz", "tokens", "seconds", "peak_mem_mb"):
+    for key in ("nnz", "tokens", "seconds", "peak_mem_mb", "interpreter_mem_mb"):
         assert key in metrics
+    # the budget bounds what the counting adds to the interpreter's footprint
+    assert metrics["count_mem_mb"] == metrics["peak_mem_mb"] - metrics["interpreter_mem_mb"]
+    assert metrics["within_budget"] == (metrics["count_mem_mb"] <= metrics["memory_budget_mb"])
     assert metrics["nnz"] == rows.size and metrics["tokens"] == ids.size
     assert metrics["spills"] > 0  # smoke profile's tiny budget
 

@@ -1,6 +1,11 @@
 """Streaming preparation of a corpus: count, build the vocabulary, encode to int32 ``.npy``.
 
-Two passes over a re-iterable :class:`~pipeline.data.corpora.Corpus` (three for ``tail10``,
+Two engines give the same files byte for byte. ``fast`` (the default) tokenizes the
+corpus once, with a compiled scanner for plain ASCII text, into a temporary file of
+provisional ids (:mod:`pipeline.data.fast_encode`). ``reference``, described below,
+is the plain-Python definition the fast path is tested against.
+
+The reference makes two passes over a re-iterable :class:`~pipeline.data.corpora.Corpus` (three for ``tail10``,
 whose first pass only counts tokens to place the split): memory grows with the
 vocabulary, not with the corpus. Lines are grouped into blocks of about
 ``chunk_chars`` characters so that normalization, the tokenizer regex,
@@ -26,6 +31,7 @@ import contextlib
 import math
 import os
 import struct
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
@@ -41,10 +47,20 @@ from pipeline.core.atomic import atomic_path
 from pipeline.core.config import from_mapping
 from pipeline.core.errors import ConfigError, DataError
 from pipeline.data.corpora import ConcatCorpus, ConfigReaderName, Corpus, OnDecodeError, open_corpus
+from pipeline.data.fast_encode import (
+    BlockTokenizer,
+    fast_blocks,
+    scan_to_ids,
+    tail_counts,
+    word_index,
+    write_splits,
+)
+from pipeline.data.scan import EOL_ID, TokenTable
 from pipeline.data.text import EOL, Level, NormalizeConfig, TokenizerName, normalize, tokenize
-from pipeline.data.vocab import EOS, UNK, Vocabulary
+from pipeline.data.vocab import EOS, SPECIALS, UNK, Vocabulary
 
 SplitName = Literal["none", "bengio2003", "tail10"]
+Engine = Literal["fast", "reference"]
 SPLITS = ("train", "valid", "test")
 BENGIO2003_SIZES = (800_000, 200_000)
 TAIL_FRACTION = 0.1
@@ -99,6 +115,7 @@ class EncodeSettings:
     """Everything :func:`prepare_corpus` needs, resolved from global and per-corpus values.
 
     ``*_key`` name the config keys, so errors point at the line of ``conf/`` to fix.
+    ``engine``: ``fast`` or ``reference`` (same outputs; see the module docstring).
     """
 
     level: Level = "word"
@@ -112,6 +129,7 @@ class EncodeSettings:
     min_count_key: str = "min_count"
     max_size_key: str = "max_size"
     progress: bool | None = None
+    engine: Engine = "fast"
 
 
 def resolve(section: PrepareSection, name: str) -> tuple[CorpusConfig, EncodeSettings]:
@@ -294,6 +312,7 @@ class Counts:
     eos: int
     words: int
     lines: int
+    rare: tuple[int, int, int] = (0, 0, 0)  # left out of counter: see Vocabulary.from_counts
 
 
 def count_train(
@@ -327,6 +346,7 @@ def build_vocab(counts: Counts, settings: EncodeSettings, source: str = "corpus"
             min_count=settings.min_count,
             max_size=settings.max_size,
             eos_count=counts.eos,
+            rare=counts.rare,
         )
     except ConfigError as exc:
         msg = str(exc)
@@ -452,6 +472,8 @@ def prepare_corpus(
     Raises :class:`DataError` (missing/empty/undecodable input) or :class:`ConfigError`
     (``min_count``/``max_size`` leave no word) before anything is written.
     """
+    if settings.engine == "fast":
+        return _prepare_fast(corpus, settings, Path(out_dir))
     out_dir = Path(out_dir)
     t0 = time.perf_counter()
     bounds = _bounds(corpus, settings)
@@ -470,6 +492,104 @@ def prepare_corpus(
         vocab=vocab,
         splits=splits,
         types=len(counts.counter),
+        lines=corpus.lines,
+        decode_errors=corpus.decode_errors,
+        seconds=t2 - t0,
+        count_seconds=t1 - t0,
+        encode_seconds=t2 - t1,
+    )
+
+
+def _fast_cuts(ids_path: Path, total: int, settings: EncodeSettings) -> tuple[int, int]:
+    """Where ``valid`` and ``test`` start in the id stream (see :func:`_bounds`)."""
+    if settings.split == "none":
+        return total, total
+    if settings.split == "bengio2003":
+        n_train, n_valid = settings.split_sizes or BENGIO2003_SIZES
+        c1 = word_index(ids_path, total, n_train)
+        return c1, word_index(ids_path, total, n_train + n_valid)
+    held = round(total * TAIL_FRACTION)
+    return total - held, total - held + held // 2
+
+
+def _prepare_fast(
+    corpus: Corpus | ConcatCorpus, settings: EncodeSettings, out_dir: Path
+) -> PrepareResult:
+    """:func:`prepare_corpus` with the ``fast`` engine (same outputs)."""
+    t0 = time.perf_counter()
+    table = TokenTable()
+    tokenize_block = BlockTokenizer(settings.level, settings.tokenizer, settings.normalize, table)
+    # The id file lives next to the outputs (same disk); folders made for it go again
+    # if the stage fails, so a failure leaves nothing behind.
+    made = [d for d in (out_dir, *out_dir.parents) if not d.exists()]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=".ids.", suffix=".tmp", dir=out_dir)
+    ids_path = Path(name)
+    ok = False
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            pieces = corpus.pieces(raw_ascii=tokenize_block.raw_ascii)
+            blocks = _progress(fast_blocks(pieces, settings.chunk_chars), settings, "scan")
+            total = scan_to_ids(blocks, tokenize_block, fh)
+        c1, c2 = _fast_cuts(ids_path, total, settings)
+        n = len(table)
+        counts = table.counts()
+        if c1 < total:
+            counts -= tail_counts(ids_path, c1, n)
+        eos = int(counts[EOL_ID])
+        counts[EOL_ID] = 0
+        # Only tokens that can enter the vocabulary become Python strings: those seen
+        # min_count times, and the specials' spellings (their counts go to the special).
+        special = {t: p for t in SPECIALS if (p := table.find(t)) >= 0}
+        special_ids = np.array(list(special.values()), dtype=np.int64)
+        keep = counts >= settings.min_count
+        keep[special_ids] = True
+        keep &= counts > 0
+        rare = (counts > 0) & ~keep
+        kept = np.flatnonzero(keep)
+        counter = Counter(dict(zip(table.tokens(kept), counts[kept].tolist(), strict=True)))
+        rare_counts = counts[rare]
+        summary = (int(rare_counts.size), int(rare_counts.sum()), int(rare_counts.max(initial=0)))
+        words = int(counts.sum())
+        vocab = build_vocab(
+            Counts(counter, eos, words, eos, summary), settings, source=str(corpus.root)
+        )
+        types = len(counter) + summary[0]
+        del counter
+        t1 = time.perf_counter()
+        index = vocab.index
+        perm = np.full(n, UNK, dtype=np.int32)
+        perm[kept] = [index.get(t, UNK) for t in table.tokens(kept)]
+        for t, p in special.items():
+            perm[p] = index[t]
+        perm[EOL_ID] = EOS
+        cuts = [0, c1, c2, total]
+        with contextlib.ExitStack() as stack:
+            tmp = {s: stack.enter_context(atomic_path(out_dir / f"{s}.npy")) for s in SPLITS}
+            vocab_tmp = stack.enter_context(atomic_path(out_dir / "vocab.tsv"))
+            handles = [stack.enter_context(open(tmp[s], "wb")) for s in SPLITS]
+            for k, fh in enumerate(handles):
+                fh.write(_npy_header(cuts[k + 1] - cuts[k]))
+            written = write_splits(ids_path, perm, cuts, handles, EOS, UNK)
+            for fh in handles:
+                fh.close()
+            vocab.save_tsv(vocab_tmp)
+        ok = True
+    finally:
+        ids_path.unlink(missing_ok=True)
+        if not ok:
+            for d in made:
+                with contextlib.suppress(OSError):
+                    d.rmdir()
+    splits = {
+        s: SplitStats(tokens=t, words=t - e, unk=u, lines=e)
+        for s, (t, e, u) in zip(SPLITS, written, strict=True)
+    }
+    t2 = time.perf_counter()
+    return PrepareResult(
+        vocab=vocab,
+        splits=splits,
+        types=types,
         lines=corpus.lines,
         decode_errors=corpus.decode_errors,
         seconds=t2 - t0,

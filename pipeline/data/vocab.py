@@ -60,6 +60,7 @@ class Vocabulary:
         min_count: int = 1,
         max_size: int | None = None,
         eos_count: int = 0,
+        rare: tuple[int, int, int] = (0, 0, 0),
     ) -> Vocabulary:
         """Build from token counts.
 
@@ -67,6 +68,9 @@ class Vocabulary:
         whole vocabulary (specials included) has at most ``max_size`` entries. Dropped
         occurrences are summed into the ``<unk>`` count. Special tokens found in
         ``counter`` are not duplicated (their counts are added to the special).
+        ``rare = (types, occurrences, highest count)`` describes tokens the caller left
+        out of ``counter`` because they were seen fewer than ``min_count`` times (never
+        specials): the result is the same as with them in ``counter``.
         Raises ``ConfigError`` (naming ``min_count`` / ``max_size``) if no word is left.
         """
         if min_count < 1:
@@ -83,16 +87,18 @@ class Vocabulary:
             else:
                 items.append((tok, int(c)))
         kept = [(t, c) for t, c in items if c >= min_count]
+        rare_types, rare_total, rare_max = rare
         if not kept:
-            n = len(items)
+            n = len(items) + rare_types
+            highest = max(max((c for _, c in items), default=0), rare_max)
             raise ConfigError(
                 f"min_count: {min_count} leaves no word in the vocabulary "
-                f"({n} types, highest count {max((c for _, c in items), default=0)})"
+                f"({n} types, highest count {highest})"
             )
         kept.sort(key=lambda tc: (-tc[1], tc[0]))
         if max_size is not None:
             kept = kept[: max_size - len(SPECIALS)]
-        total = sum(c for _, c in items)
+        total = sum(c for _, c in items) + rare_total
         special_counts[UNK] += total - sum(c for _, c in kept)
         tokens = list(SPECIALS) + [t for t, _ in kept]
         counts = np.array(special_counts + [c for _, c in kept], dtype=np.int64)

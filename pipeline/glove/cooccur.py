@@ -52,8 +52,10 @@ class CooccurConfig:
     """Settings of the ``cooccur`` stage.
 
     ``corpus`` names ``data/processed/<corpus>/`` (used by the stage only). ``memory_mb``
-    bounds the counting buffers (dense table + hash table + spill sorting); the whole
-    process also holds the interpreter, numba and the memory-mapped ids.
+    bounds what the counting adds to the process: the dense table, the hash table, the
+    spill sorting, the merge and the chunk of ``chunk_tokens`` ids read at a time. The
+    whole process's peak is the interpreter's footprint (Python, numpy, the loaded numba
+    kernels: the same for any corpus) plus at most ``memory_mb``.
     """
 
     corpus: str = "sotu"
@@ -257,8 +259,14 @@ def dense_layout(n_ranks: int, max_product: int) -> tuple[np.ndarray, np.ndarray
     return lim, off, int(lengths.sum())
 
 
-def plan_memory(n_ranks: int, memory_mb: float, dense_fraction: float) -> tuple[int, int]:
-    """Choose ``(max_product, hash_slots)`` so the buffers fit ``memory_mb``."""
+def plan_memory(
+    n_ranks: int, memory_mb: float, dense_fraction: float, reserved_bytes: int = 0
+) -> tuple[int, int]:
+    """Choose ``(max_product, hash_slots)`` so the buffers fit ``memory_mb``.
+
+    ``reserved_bytes`` (the chunk of ids read at a time) comes out of the hash table's
+    share, so buffers and chunk together stay within ``memory_mb``.
+    """
     budget = memory_mb * 2**20
     dense_cells_max = int(budget * dense_fraction / 8)
     lo, hi = 1, max(2, n_ranks * n_ranks + 1)
@@ -270,7 +278,7 @@ def plan_memory(n_ranks: int, memory_mb: float, dense_fraction: float) -> tuple[
             hi = mid - 1
     max_product = lo
     cells = dense_layout(n_ranks, max_product)[2]
-    left = max(budget - cells * 8, 0)
+    left = max(budget - cells * 8 - reserved_bytes, 0)
     slots = _MIN_SLOTS
     while slots * 2 * _BYTES_PER_SLOT <= left:
         slots *= 2
@@ -487,7 +495,9 @@ def count_cooccurrences(
     if window < 1:
         raise ValueError(f"window must be at least 1, got {window}")
     n_ranks = max(vocab_size - FIRST_WORD, 0)
-    max_product, slots = plan_memory(n_ranks, memory_mb, dense_fraction)
+    chunk_tokens = max(1, min(chunk_tokens, len(ids)))
+    chunk_bytes = chunk_tokens * np.dtype(ids.dtype).itemsize
+    max_product, slots = plan_memory(n_ranks, memory_mb, dense_fraction, chunk_bytes)
     slots = max(slots, 1 << int(np.ceil(np.log2(4 * (window + 1)))))
     shift = 64 - int(slots).bit_length() + 1
     max_fill = min(int(0.75 * slots), slots - window - 1)
@@ -586,6 +596,20 @@ def count_cooccurrences(
             "finish_seconds": time.perf_counter() - t_count,
         },
     )
+
+
+def load_kernels() -> None:
+    """Load (or compile) the numba kernels now, on a tiny input.
+
+    Loading them maps the compiler's libraries into the process (tens of MB): callers
+    that measure the counting's own memory do this first, so it counts as the
+    interpreter's footprint, which is the same for any corpus.
+    """
+    with tempfile.TemporaryDirectory(prefix="cooccur.") as tmp:
+        # enough distinct pairs to spill and merge runs at a tiny budget (every kernel)
+        ids = np.random.default_rng(0).integers(1, 400, 5000).astype(np.int32)
+        count_cooccurrences(ids, 400, Path(tmp) / "warm.npz", window=2, memory_mb=0.001)
+        count_cooccurrences(ids[:50], 400, Path(tmp) / "warm.npz", window=2)
 
 
 def load_cooccur(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
