@@ -23,8 +23,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from pipeline.core import checkpoint
-from pipeline.core.errors import DataError
-from pipeline.seq.encoder import PAD_ID, EncoderConfig, SequenceEncoder
+from pipeline.core.errors import ConfigError, DataError
+from pipeline.seq.encoder import PAD_ID, EncoderConfig, SequenceEncoder, make_embedding
 from pipeline.seq.heads import ClassificationHead, length_mask
 from pipeline.seq.training import (
     TrainerSettings,
@@ -174,13 +174,14 @@ class AveragingClassifier(nn.Module):
         embedding_matrix: torch.Tensor | None = None,
         freeze_embeddings: bool = False,
         dropout: float = 0.0,
+        tuned_rows: torch.Tensor | list[int] | None = None,
     ) -> None:
         super().__init__()
-        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=PAD_ID)
-        if embedding_matrix is not None:
-            with torch.no_grad():
-                self.embedding.weight.copy_(embedding_matrix)
-        self.embedding.weight.requires_grad_(not freeze_embeddings)
+        # tuned_rows: only these rows train (as a delta over the frozen matrix)
+        self.embedding = make_embedding(
+            vocab_size, embedding_dim, embedding_matrix, freeze_embeddings, tuned_rows,
+            key="sentiment.tune_embeddings",
+        )  # fmt: skip
         self.dropout = nn.Dropout(dropout)
         self.proj = nn.Linear(embedding_dim, num_classes)
 
@@ -201,9 +202,10 @@ class RecurrentClassifier(nn.Module):
         num_classes: int = 2,
         embedding_matrix: torch.Tensor | None = None,
         pooling: Literal["last", "mean", "max"] = "last",
+        tuned_rows: torch.Tensor | list[int] | None = None,
     ) -> None:
         super().__init__()
-        self.encoder = SequenceEncoder(config, vocab_size, embedding_matrix)
+        self.encoder = SequenceEncoder(config, vocab_size, embedding_matrix, tuned_rows=tuned_rows)
         self.head = ClassificationHead(
             self.encoder.output_size,
             num_classes,
@@ -245,6 +247,10 @@ class SentimentConfig:
     ``embedding``: ``random`` or a pipeline artifact under
     ``data/processed/embeddings/<name>/``; its dimension must equal ``embedding_dim``.
     ``max_train_examples``: use only the first N training sentences (time budget).
+    ``add_embedding_words``: the vocabulary also holds every word of the pretrained
+    embedding (valid and test words unseen in training keep their vector);
+    ``tune_embeddings``: ``all`` rows train, or only the ``listed`` rows of the training
+    words (the pretrained rows stay frozen; cheap with a 400k-word vocabulary).
     ``resume``: continue from ``<checkpoint_dir>/model.ckpt`` when it was written by a run
     of the same model, settings and data (a killed run picks up where it stopped).
     """
@@ -253,6 +259,8 @@ class SentimentConfig:
     embedding: EmbeddingName = "random"
     embedding_dim: int = field(default=100, metadata={"min": 1})
     freeze_embeddings: bool = False
+    add_embedding_words: bool = False
+    tune_embeddings: Literal["all", "listed"] = "all"
     min_count: int = field(default=1, metadata={"min": 1})
     max_vocab: int | None = field(default=None, metadata={"min": 4})
     split_seed: int = 0
@@ -272,9 +280,17 @@ class SentimentConfig:
 
 
 def build_model(
-    kind: str, cfg: SentimentConfig, vocab_size: int, embedding_matrix: torch.Tensor | None
+    kind: str,
+    cfg: SentimentConfig,
+    vocab_size: int,
+    embedding_matrix: torch.Tensor | None,
+    tuned_rows: list[int] | None = None,
 ) -> nn.Module:
-    """The ``avg`` or ``rnn`` model for ``cfg``."""
+    """The ``avg`` or ``rnn`` model for ``cfg`` (``tuned_rows``: the rows that train with
+    ``tune_embeddings: listed``)."""
+    rows = tuned_rows if cfg.tune_embeddings == "listed" else None
+    if cfg.tune_embeddings == "listed" and (rows is None or embedding_matrix is None):
+        raise ConfigError("sentiment.tune_embeddings: 'listed' needs an embedding matrix")
     if kind == "avg":
         return AveragingClassifier(
             vocab_size,
@@ -283,6 +299,7 @@ def build_model(
             embedding_matrix,
             cfg.freeze_embeddings,
             cfg.avg.dropout,
+            tuned_rows=rows,
         )
     if kind == "rnn":
         e = cfg.encoder
@@ -294,8 +311,9 @@ def build_model(
             bidirectional=e.bidirectional,
             dropout=cfg.rnn.dropout,
             freeze_embeddings=cfg.freeze_embeddings,
+            tune_embeddings=cfg.tune_embeddings,
         )
-        return RecurrentClassifier(enc, vocab_size, 2, embedding_matrix, e.pooling)
+        return RecurrentClassifier(enc, vocab_size, 2, embedding_matrix, e.pooling, rows)
     raise DataError(f"sentiment.models: unknown model {kind!r} (known: avg, rnn)")
 
 
@@ -529,19 +547,21 @@ def fit_sentiment(
     valid and test. Same config and seed on CPU -> same result."""
     import lightning as L
 
-    from pipeline.seq.encoder import init_embedding_matrix
+    from pipeline.seq.encoder import add_pretrained_words, init_embedding_matrix, training_rows
 
     train_idx, valid_idx, test_idx = stratified_split(labels, seed=cfg.split_seed)
     if cfg.max_train_examples:
         train_idx = train_idx[: cfg.max_train_examples]
     tokens = [tokenize(t) for t in texts]
     vocab = build_vocab([tokens[i] for i in train_idx], cfg.min_count, cfg.max_vocab)
+    if cfg.add_embedding_words and embeddings is not None:
+        vocab = add_pretrained_words(vocab, embeddings.words, lambda w: w == w.lower())
     ids = [vocab.encode(t) for t in tokens]
     matrix, missing = init_embedding_matrix(
         vocab.tokens, embeddings, cfg.embedding_dim, cfg.trainer.seed, key="sentiment.embedding_dim"
     )
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
-    model = build_model(kind, cfg, len(vocab), matrix)
+    model = build_model(kind, cfg, len(vocab), matrix, training_rows(vocab))
 
     def loader(idx: np.ndarray, shuffle: bool) -> DataLoader:
         return make_loader(
