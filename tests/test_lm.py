@@ -171,3 +171,20 @@ def test_resume_only_with_matching_fingerprint(tmp_path):
     assert len(resumed["epoch_seconds"]) == 1  # only the second epoch ran
     _, fresh = train_language_model(more, _stream(7), valid, 10, tmp_path)  # other data
     assert len(fresh["epoch_seconds"]) == 2
+
+
+def test_adaptive_softmax_model_learns_the_pattern(tmp_path):
+    from pipeline.core.config import from_mapping
+
+    with pytest.raises(ConfigError, match="tie_weights"):
+        from_mapping(LMArch, {"adaptive_cutoffs": [4]}, where="lm.common.arch")
+    arch = LMArch(cell="gru", embedding_dim=16, hidden_size=32, tie_weights=False,
+                  adaptive_cutoffs=[4, 7])  # fmt: skip
+    cfg = LMConfig(corpus="toy", arch=arch, batch_size=4, eval_batch_size=2, bptt=16, lr=0.02,
+                   trainer=TrainerSettings(max_epochs=12, patience=0, progress_bar=False,
+                                           seed=0, num_threads=1))  # fmt: skip
+    model, _ = train_language_model(cfg, _stream(60), _stream(12), 10, tmp_path / "ck")
+    assert evaluate_stream(model, _stream(12), batch_size=2, bptt=16)["ppl"] < 1.3
+    assert sample(model, max_length=30, temperature=0.5, top_k=3, seed=7) == PATTERN[:-1]
+    good, shuffled = score_sentences(model, [PATTERN[:-1], [5, 3, 9, 4, 8, 6, 7]])
+    assert good["logprob"] > shuffled["logprob"]

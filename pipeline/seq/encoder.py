@@ -49,13 +49,22 @@ class EncoderConfig:
     """
 
     cell: Literal["rnn", "gru", "lstm"] = "lstm"
-    embedding_dim: int = field(default=100, metadata={"min": 1})
+    #: None: the pretrained artifact's dimension (see :func:`resolve_embedding_dim`)
+    embedding_dim: int | None = field(default=100, metadata={"min": 1})
     hidden_size: int = field(default=128, metadata={"min": 1})
     num_layers: int = field(default=1, metadata={"min": 1})
     bidirectional: bool = False
     dropout: float = field(default=0.0, metadata={"min": 0.0, "max": 0.95})
     freeze_embeddings: bool = False
     tune_embeddings: Literal["all", "listed"] = "all"
+
+
+def resolve_embedding_dim(dim: int | None, emb: Embeddings | None, default: int = 100) -> int:
+    """``dim``, or with ``None`` the dimension of ``emb`` (``default`` without one), so
+    switching the embedding is one setting."""
+    if dim is not None:
+        return int(dim)
+    return int(emb.dim) if emb is not None else default
 
 
 def init_embedding_matrix(
@@ -215,6 +224,8 @@ class SequenceEncoder(nn.Module):
         super().__init__()
         if vocab_size < 1:
             raise ConfigError(f"vocab_size: {vocab_size} must be at least 1")
+        if config.embedding_dim is None:
+            raise ConfigError("embedding_dim: null must be resolved before building the encoder")
         self.config = config
         self.extra_features_dim = int(extra_features_dim)
         listed = config.tune_embeddings == "listed" and not config.freeze_embeddings

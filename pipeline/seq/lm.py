@@ -20,13 +20,12 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from pipeline.core import checkpoint
 from pipeline.core.errors import DataError
 from pipeline.seq.encoder import EncoderConfig, Hidden, SequenceEncoder, detach_hidden
-from pipeline.seq.heads import LMHead
+from pipeline.seq.heads import AdaptiveLMHead, LMHead
 from pipeline.seq.training import (
     TrainerSettings,
     build_trainer,
@@ -55,6 +54,14 @@ class LMArch:
     num_layers: int = field(default=1, metadata={"min": 1})
     dropout: float = field(default=0.0, metadata={"min": 0.0, "max": 0.95})
     tie_weights: bool = True
+    #: adaptive softmax (:class:`AdaptiveLMHead`): ids below each cutoff form the head and
+    #: the clusters; [] = a full softmax. Not with ``tie_weights``.
+    adaptive_cutoffs: list[int] = field(default_factory=list)
+    adaptive_div: float = field(default=4.0, metadata={"min": 1.0})
+
+    def __post_init__(self) -> None:
+        if self.adaptive_cutoffs and self.tie_weights:
+            raise ValueError("tie_weights: true cannot be combined with adaptive_cutoffs")
 
     def encoder_config(self) -> EncoderConfig:
         return EncoderConfig(
@@ -79,12 +86,28 @@ class LanguageModel(nn.Module):
         self.arch = arch
         self.vocab_size = vocab_size
         self.encoder = SequenceEncoder(arch.encoder_config(), vocab_size)
-        tie = self.encoder.embedding if arch.tie_weights else None
-        self.head = LMHead(arch.hidden_size, vocab_size, tie_to=tie)
+        self.head: LMHead | AdaptiveLMHead
+        if arch.adaptive_cutoffs:
+            self.head = AdaptiveLMHead(
+                arch.hidden_size, vocab_size, arch.adaptive_cutoffs, arch.adaptive_div
+            )
+        else:
+            tie = self.encoder.embedding if arch.tie_weights else None
+            self.head = LMHead(arch.hidden_size, vocab_size, tie_to=tie)
 
     def forward(self, x: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
+        """Scores of the next token (B, T, V): logits, or log-probabilities with the adaptive
+        softmax (the same distribution under a softmax), and the new hidden state."""
         out, hidden = self.encoder(x, None, hidden=hidden, return_hidden=True)  # (B, T, H)
         return self.head(out), hidden
+
+    def nll(
+        self, x: torch.Tensor, y: torch.Tensor, hidden: Hidden | None = None
+    ) -> tuple[torch.Tensor, Hidden]:
+        """Negative log-likelihood of each target ``y`` (B * T,) and the new hidden state;
+        the cheap path in training (the adaptive softmax scores only the targets' clusters)."""
+        out, hidden = self.encoder(x, None, hidden=hidden, return_hidden=True)  # (B, T, H)
+        return self.head.nll(out, y), hidden
 
 
 # ---------------------------------------------------------------------------- data
@@ -156,12 +179,8 @@ def evaluate_stream(
     total, count, hidden = 0.0, 0, None
     try:
         for x, y in stream_loader(stream, batch_size, bptt):
-            logits, hidden = model(x.to(device), hidden)
-            total += float(
-                F.cross_entropy(
-                    logits.float().flatten(0, 1), y.to(device).flatten(), reduction="sum"
-                )
-            )
+            nll, hidden = model.nll(x.to(device), y.to(device), hidden)
+            total += float(nll.sum())
             count += y.numel()
     finally:
         model.train(was_training)

@@ -245,7 +245,8 @@ class SentimentConfig:
     """The ``sentiment`` section (one section for both models).
 
     ``embedding``: ``random`` or a pipeline artifact under
-    ``data/processed/embeddings/<name>/``; its dimension must equal ``embedding_dim``.
+    ``data/processed/embeddings/<name>/``; its dimension must equal ``embedding_dim``
+    (``None``: take the artifact's, 100 for ``random``).
     ``max_train_examples``: use only the first N training sentences (time budget).
     ``add_embedding_words``: the vocabulary also holds every word of the pretrained
     embedding (valid and test words unseen in training keep their vector);
@@ -257,7 +258,7 @@ class SentimentConfig:
 
     models: list[str] = field(default_factory=lambda: ["avg", "rnn"])
     embedding: EmbeddingName = "random"
-    embedding_dim: int = field(default=100, metadata={"min": 1})
+    embedding_dim: int | None = field(default=100, metadata={"min": 1})  # None: the artifact's
     freeze_embeddings: bool = False
     add_embedding_words: bool = False
     tune_embeddings: Literal["all", "listed"] = "all"
