@@ -115,6 +115,12 @@ def tokenize(text: str) -> list[str]:
     return out
 
 
+def with_bigrams(tokens: Sequence[str]) -> list[str]:
+    """``tokens`` followed by their bigrams, each ``"a b"`` (never a word: words hold no
+    space), for the averaging model with ``ngrams: 2``."""
+    return [*tokens, *(f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False))]
+
+
 def build_vocab(
     token_lists: Sequence[Sequence[str]], min_count: int = 1, max_size: int | None = None
 ):
@@ -238,6 +244,9 @@ class ModelSettings:
     weight_decay: float = field(default=0.0, metadata={"min": 0.0})
     dropout: float = field(default=0.3, metadata={"min": 0.0, "max": 0.95})
     max_epochs: int | None = field(default=None, metadata={"min": 1})
+    #: 2: the averaging model also averages bigram embeddings (fastText, Joulin et al.
+    #: 2017), which see local word order ("not good"); the recurrent model takes 1 only
+    ngrams: int = field(default=1, metadata={"min": 1, "max": 2})
 
 
 @dataclass(frozen=True)
@@ -276,6 +285,8 @@ class SentimentConfig:
     )
 
     def __post_init__(self) -> None:
+        if self.rnn.ngrams != 1:
+            raise ValueError("rnn.ngrams: the recurrent model reads words in order (use 1)")
         if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", self.embedding):
             raise ValueError(f"embedding: {self.embedding!r} is not an artifact folder name")
 
@@ -553,7 +564,10 @@ def fit_sentiment(
     train_idx, valid_idx, test_idx = stratified_split(labels, seed=cfg.split_seed)
     if cfg.max_train_examples:
         train_idx = train_idx[: cfg.max_train_examples]
+    settings = cfg.avg if kind == "avg" else cfg.rnn
     tokens = [tokenize(t) for t in texts]
+    if settings.ngrams == 2:
+        tokens = [with_bigrams(t) for t in tokens]
     vocab = build_vocab([tokens[i] for i in train_idx], cfg.min_count, cfg.max_vocab)
     if cfg.add_embedding_words and embeddings is not None:
         vocab = add_pretrained_words(vocab, embeddings.words, lambda w: w == w.lower())
@@ -561,6 +575,11 @@ def fit_sentiment(
     matrix, missing = init_embedding_matrix(
         vocab.tokens, embeddings, cfg.embedding_dim, cfg.trainer.seed, key="sentiment.embedding_dim"
     )
+    bigram_rows = [i for i, t in enumerate(vocab.tokens) if " " in t]
+    if bigram_rows:  # bigrams start neutral (zero) and are not words missing from the artifact
+        matrix[torch.as_tensor(bigram_rows)] = 0.0
+        if embeddings is not None:
+            missing -= sum(embeddings.index(vocab.tokens[i]) is None for i in bigram_rows)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     model = build_model(kind, cfg, len(vocab), matrix, training_rows(vocab))
 
@@ -569,7 +588,6 @@ def fit_sentiment(
             [ids[i] for i in idx], labels[idx], cfg.batch_size, shuffle, seed=cfg.trainer.seed
         )
 
-    settings = cfg.avg if kind == "avg" else cfg.rnn
     info = train_classifier(
         model,
         settings,
