@@ -210,7 +210,9 @@ class SequenceEncoder(nn.Module):
     ``outputs (B, T, H * dirs)``; positions at or beyond a sequence's length are zero.
     ``lengths=None`` means every sequence is full length (no packing: the fast path for
     language models). With ``return_hidden=True`` it returns ``(outputs, hidden)`` and
-    ``hidden`` may seed the next call (truncated BPTT).
+    ``hidden`` may seed the next call (truncated BPTT). ``tuned_rows`` (with
+    ``config.tune_embeddings == "listed"``): the only embedding rows that train, e.g.
+    :func:`training_rows` of the vocabulary; the others keep ``embedding_matrix``.
     """
 
     def __init__(
