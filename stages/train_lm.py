@@ -71,15 +71,13 @@ def run(args: argparse.Namespace) -> None:
             for split in ("valid", "test")
         }
 
-        sep = "" if args.level == "char" else " "
-        s = cfg.sample
-        texts = [
-            sep.join(
-                vocab.decode(lm.sample(model, s.max_length, s.temperature, s.top_k, s.seed + i))
-            )
-            for i in range(s.num_samples)
-        ]
-        samples = "".join(f"[{i}] {text}\n" for i, text in enumerate(texts))
+        samples = lm.samples_report(
+            model,
+            list(vocab.tokens),
+            "char" if args.level == "char" else "word",
+            cfg.sample,
+            title=f"Samples of the {args.level} language model ({cfg.corpus})",
+        )
         report = Path("reports/lm") / args.level / "samples.txt"
         with atomic_open(report) as fh:
             fh.write(samples)

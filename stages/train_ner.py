@@ -8,7 +8,7 @@ conlleval.txt, confusion.png) and ``metrics/train_ner.json``.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from pipeline.core.atomic import atomic_dir, atomic_open, write_json
@@ -27,7 +27,7 @@ def run(args) -> None:
         import torch
 
         from pipeline.seq import conlleval, ner
-        from pipeline.seq.encoder import init_embedding_matrix
+        from pipeline.seq.encoder import init_embedding_matrix, resolve_embedding_dim
         from pipeline.seq.ner_lit import fingerprint, train_tagger
         from pipeline.seq.training import export_weights
 
@@ -46,6 +46,8 @@ def run(args) -> None:
                 raise DataError(f"{emb_dir}: embeddings not found (ner.embedding={cfg.embedding})")
             emb = Embeddings.load(emb_dir)
             files += sorted(p for p in emb_dir.iterdir() if p.is_file())
+        dim = resolve_embedding_dim(cfg.encoder.embedding_dim, emb)
+        cfg = replace(cfg, encoder=replace(cfg.encoder, embedding_dim=dim))
         vocabs = ner.build_vocabularies(train, cfg.data, emb.words if emb is not None else ())
         matrix, missing = init_embedding_matrix(
             vocabs.words.tokens, emb, cfg.encoder.embedding_dim, cfg.trainer.seed,

@@ -37,11 +37,15 @@ def run(args: argparse.Namespace) -> None:
         from pipeline.embeddings.vectors import Embeddings
 
         embeddings = Embeddings.load(EMBEDDINGS / cfg.embedding)
-        if embeddings.dim != cfg.embedding_dim:  # checked before any run is opened
-            raise ConfigError(
-                f"sentiment.embedding_dim: {cfg.embedding_dim} does not match the dimension "
-                f"{embeddings.dim} of {EMBEDDINGS / cfg.embedding}"
-            )
+    from pipeline.seq.encoder import resolve_embedding_dim
+
+    dim = resolve_embedding_dim(cfg.embedding_dim, embeddings)
+    cfg = dataclasses.replace(cfg, embedding_dim=dim)
+    if embeddings is not None and embeddings.dim != cfg.embedding_dim:  # before any run
+        raise ConfigError(
+            f"sentiment.embedding_dim: {cfg.embedding_dim} does not match the dimension "
+            f"{embeddings.dim} of {EMBEDDINGS / cfg.embedding}"
+        )
 
     name = f"train_sentiment_{args.model}"
     with stage_run(name, cfg) as tracker:

@@ -127,3 +127,47 @@ def test_frozen_embeddings_get_no_gradient():
     assert not enc.embedding.weight.requires_grad
     with pytest.raises(ConfigError, match="embedding_dim"):
         SequenceEncoder(EncoderConfig(embedding_dim=4), 10, embedding_matrix=torch.zeros(10, 3))
+
+
+def test_partly_frozen_embedding_trains_only_listed_rows():
+    from pipeline.seq.encoder import PartlyFrozenEmbedding
+
+    torch.manual_seed(0)
+    matrix = torch.randn(6, 3)
+    matrix[0] = 0.0
+    emb = PartlyFrozenEmbedding(matrix, [2, 4, 0])  # the padding row is never tuned
+    assert [n for n, p in emb.named_parameters()] == ["delta.weight"]
+    assert emb.delta.weight.shape == (3, 3)  # entry 0 (untuned) + two tuned rows
+    ids = torch.tensor([[1, 2], [0, 5]])
+    torch.testing.assert_close(emb(ids), matrix[ids])
+    opt = torch.optim.Adam(emb.parameters(), lr=0.1)
+    for _ in range(3):
+        opt.zero_grad()
+        emb(torch.arange(6)).pow(2).sum().backward()
+        opt.step()
+    moved = (emb.weight - matrix).abs().sum(1) > 1e-6
+    assert moved.tolist() == [False, False, True, False, True, False]
+    with pytest.raises(ConfigError, match="tuned_rows"):
+        PartlyFrozenEmbedding(matrix, [6])
+
+
+def test_encoder_with_listed_rows_and_vocabulary_extension():
+    from pipeline.data.vocab import Vocabulary
+    from pipeline.seq.encoder import PartlyFrozenEmbedding, add_pretrained_words, training_rows
+
+    vocab = Vocabulary.from_counts({"bank": 3, "river": 1})
+    wide = add_pretrained_words(vocab, ["the", "Bank", "river", "<unk>", "shore"], str.islower)
+    assert wide.tokens[len(vocab) :] == ["the", "shore"]  # specials, duplicates, rejects out
+    assert training_rows(wide) == [1, 2, 3, 4]  # <unk>, <eos>, bank, river
+    cfg = EncoderConfig(embedding_dim=4, hidden_size=4, tune_embeddings="listed")
+    with pytest.raises(ConfigError, match="tune_embeddings"):
+        SequenceEncoder(cfg, len(wide))
+    enc = SequenceEncoder(cfg, len(wide), torch.ones(len(wide), 4), tuned_rows=training_rows(wide))
+    assert isinstance(enc.embedding, PartlyFrozenEmbedding)
+    n_emb = sum(p.numel() for n, p in enc.named_parameters() if n.startswith("embedding"))
+    assert n_emb == (len(training_rows(wide)) + 1) * 4  # never the whole vocabulary
+    frozen = SequenceEncoder(
+        EncoderConfig(embedding_dim=4, hidden_size=4, tune_embeddings="listed",
+                      freeze_embeddings=True), len(wide), torch.ones(len(wide), 4),
+    )  # fmt: skip
+    assert not any(p.requires_grad for p in frozen.embedding.parameters())

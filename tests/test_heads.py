@@ -6,7 +6,14 @@ import pytest
 import torch
 
 from pipeline.core.errors import ConfigError
-from pipeline.seq.heads import ClassificationHead, LMHead, TaggingHead, length_mask, pool
+from pipeline.seq.heads import (
+    AdaptiveLMHead,
+    ClassificationHead,
+    LMHead,
+    TaggingHead,
+    length_mask,
+    pool,
+)
 
 
 def _outputs():
@@ -54,3 +61,22 @@ def test_lm_head_tied_with_projection():
     assert untied.decoder.weight.shape == (11, 6)
     with pytest.raises(ConfigError):
         LMHead(4, 12, tie_to=emb)
+
+
+def test_adaptive_head_is_a_normalised_distribution_and_its_nll_matches():
+    torch.manual_seed(0)
+    head = AdaptiveLMHead(8, 30, cutoffs=[5, 15], div_value=2.0)
+    out = torch.randn(2, 3, 8)
+    logp = head(out)  # (B, T, V)
+    assert logp.shape == (2, 3, 30)
+    torch.testing.assert_close(logp.exp().sum(-1), torch.ones(2, 3))
+    y = torch.tensor([[0, 7, 29], [4, 15, 16]])  # the head and both clusters
+    torch.testing.assert_close(head.nll(out, y), -logp.flatten(0, 1).gather(1, y.view(-1, 1))[:, 0])
+    full = LMHead(8, 30)
+    torch.testing.assert_close(
+        full.nll(out, y),
+        torch.nn.functional.cross_entropy(full(out).flatten(0, 1), y.flatten(), reduction="none"),
+    )
+    for bad in ([], [15, 5], [5, 30]):
+        with pytest.raises(ConfigError, match="adaptive_cutoffs"):
+            AdaptiveLMHead(8, 30, cutoffs=bad)

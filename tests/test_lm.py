@@ -6,17 +6,19 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.core.errors import DataError
+from pipeline.core.errors import ConfigError, DataError
 from pipeline.seq.lm import (
     LanguageModel,
     LMArch,
     LMConfig,
+    SampleConfig,
     StreamChunks,
     batchify,
     check_stream,
     evaluate_stream,
     merge_sections,
     sample,
+    samples_report,
     score_sentences,
     tokens_of,
     train_language_model,
@@ -106,7 +108,35 @@ def test_sampling_differs_with_seed_for_untrained_model():
     model = LanguageModel(LMArch(embedding_dim=8, hidden_size=8), vocab_size=50)
     outs = {tuple(sample(model, max_length=20, seed=s)) for s in range(4)}
     assert len(outs) > 1
-    assert all(0 not in o for o in outs)  # <pad> is never drawn
+    assert all(0 not in o and 1 not in o for o in outs)  # <pad>, <unk> are never drawn
+
+
+def test_samples_avoid_unk_even_when_it_is_the_likeliest():
+    torch.manual_seed(0)
+    model = LanguageModel(LMArch(embedding_dim=8, hidden_size=8, tie_weights=False), 12)
+    with torch.no_grad():  # <unk> (1) and <pad> (0) dominate every step
+        model.head.decoder.bias[:2] = 20.0
+        model.head.decoder.bias[2] = -20.0  # and samples run to max_length
+    for seed in range(5):
+        ids = sample(model, max_length=30, temperature=1.0, seed=seed)
+        assert len(ids) == 30 and not {0, 1} & set(ids)
+    tokens = ["<pad>", "<unk>", "<eos>", *"abcdefghi"]
+    cfg = SampleConfig(num_samples=2, max_length=12, temperatures=(0.5, 2.0), sentences=2)
+    text = samples_report(model, tokens, "char", cfg)
+    assert "<unk>" not in text and "<pad>" not in text and "<eos>" not in text
+    first = [line for line in text.splitlines() if line.startswith("[0]")]
+    assert len(first) == 1 and "T=0.5" in first[0]
+    assert any(line.split("|")[0].strip() == "T=2" for line in text.splitlines())
+
+
+def test_sampling_stops_after_the_asked_sentences(trained):
+    model, _ = trained
+    two = sample(model, max_length=40, temperature=0.5, top_k=3, seed=7, sentences=2)
+    assert two == PATTERN + PATTERN[:-1]  # the <eos> between the sentences is kept
+    with pytest.raises(ConfigError, match="temperatures"):
+        from pipeline.core.config import from_mapping
+
+        from_mapping(SampleConfig, {"temperatures": [0.8, 0.0]}, where="lm.common.sample")
 
 
 def test_tied_weights_share_the_embedding():
@@ -141,3 +171,20 @@ def test_resume_only_with_matching_fingerprint(tmp_path):
     assert len(resumed["epoch_seconds"]) == 1  # only the second epoch ran
     _, fresh = train_language_model(more, _stream(7), valid, 10, tmp_path)  # other data
     assert len(fresh["epoch_seconds"]) == 2
+
+
+def test_adaptive_softmax_model_learns_the_pattern(tmp_path):
+    from pipeline.core.config import from_mapping
+
+    with pytest.raises(ConfigError, match="tie_weights"):
+        from_mapping(LMArch, {"adaptive_cutoffs": [4]}, where="lm.common.arch")
+    arch = LMArch(cell="gru", embedding_dim=16, hidden_size=32, tie_weights=False,
+                  adaptive_cutoffs=[4, 7])  # fmt: skip
+    cfg = LMConfig(corpus="toy", arch=arch, batch_size=4, eval_batch_size=2, bptt=16, lr=0.02,
+                   trainer=TrainerSettings(max_epochs=12, patience=0, progress_bar=False,
+                                           seed=0, num_threads=1))  # fmt: skip
+    model, _ = train_language_model(cfg, _stream(60), _stream(12), 10, tmp_path / "ck")
+    assert evaluate_stream(model, _stream(12), batch_size=2, bptt=16)["ppl"] < 1.3
+    assert sample(model, max_length=30, temperature=0.5, top_k=3, seed=7) == PATTERN[:-1]
+    good, shuffled = score_sentences(model, [PATTERN[:-1], [5, 3, 9, 4, 8, 6, 7]])
+    assert good["logprob"] > shuffled["logprob"]

@@ -168,3 +168,21 @@ def test_resume_continues_a_shorter_run_only_on_the_same_data(tmp_path):
     off = dataclasses.replace(two, resume=False)
     fresh = fit_sentiment("rnn", off, texts, labels, checkpoint_dir=tmp_path)
     assert not fresh.metrics["resumed"]
+
+
+def test_bigrams_let_the_averaging_model_see_negation(tmp_path):
+    from dataclasses import replace
+
+    from pipeline.core.config import from_mapping
+    from pipeline.core.errors import ConfigError
+    from pipeline.seq.sentiment import with_bigrams
+
+    assert with_bigrams(["not", "good", "."]) == ["not", "good", ".", "not good", "good ."]
+    texts, labels = _negation_data(500)
+    cfg = _cfg()
+    cfg = replace(cfg, avg=replace(cfg.avg, ngrams=2))
+    res = fit_sentiment("avg", cfg, texts, labels, checkpoint_dir=tmp_path)
+    assert res.metrics["test_acc"] >= 0.95, res.metrics  # "not good" is one bigram
+    assert "not good" in res.vocab.tokens and res.metrics["embedding_missing"] == 0
+    with pytest.raises(ConfigError, match="rnn.ngrams"):
+        from_mapping(SentimentConfig, {"rnn": {"ngrams": 2}}, where="sentiment")

@@ -46,8 +46,13 @@ def test_train_lm_word_writes_model_samples_metrics_and_cli_scores(lm_repo, caps
     assert metrics["valid_tokens"] > 0 and metrics["time_per_epoch_s"] > 0
     model = lm_repo / "data/processed/models/lm_word"
     assert sorted(p.name for p in model.iterdir()) == ["hparams.json", "model.ckpt", "vocab.tsv"]
-    samples = (lm_repo / "reports/lm/word/samples.txt").read_text().splitlines()
-    assert len(samples) == 2 and all(s.startswith("[") for s in samples)
+    samples = (lm_repo / "reports/lm/word/samples.txt").read_text()
+    # 2 samples x 3 temperatures, side by side; never a placeholder token
+    rows = [line for line in samples.splitlines() if " | " in line]
+    assert len(rows) == 6, samples
+    assert [r.split("|")[0].split()[-1] for r in rows[:3]] == ["T=0.5", "T=0.8", "T=1"]
+    assert rows[0].startswith("[0]") and rows[3].startswith("[1]")
+    assert "<unk>" not in samples and "<pad>" not in samples and "<eos>" not in samples
 
     capsys.readouterr()
     score_lm.main(["--model-dir", str(model), "the cat sat on the mat", "mat the on sat cat the"])

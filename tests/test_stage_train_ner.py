@@ -141,3 +141,29 @@ def test_stage_rejects_bad_config(ner_dir, smoke_params, capsys):
         assert exc.value.code == 1
         assert message in capsys.readouterr().err
     assert not (ner_dir / "metrics/train_ner.json").exists()
+
+
+def test_stage_with_frozen_pretrained_rows_and_their_dimension(ner_dir, smoke_params):
+    # a lower-case artifact with words never seen in training (ner.embedding_dim: null)
+    words = ["mr", "in", "the", "paris", "london", "unseenword"]
+    vectors = np.random.default_rng(1).normal(size=(len(words), 6))
+    Embeddings(words, vectors).save(ner_dir / "data/processed/embeddings/lower6")
+    params = json.loads(json.dumps(smoke_params))
+    params["ner"]["trainer"]["max_epochs"] = 1
+    params["ner"]["encoder"]["embedding_dim"] = None
+    params["ner"]["encoder"]["tune_embeddings"] = "listed"
+    params["ner"]["data"]["add_embedding_words"] = True
+    m = _run(ner_dir, params, embedding="lower6")
+    vocab = (ner_dir / "data/processed/models/ner/vocab.tsv").read_text().splitlines()[1:]
+    tokens = [line.split("\t")[1] for line in vocab]
+    assert tokens[-3:] == ["paris", "london", "unseenword"]  # kept, after the training words
+    hp = json.loads((ner_dir / "data/processed/models/ner/hparams.json").read_text())
+    assert hp["encoder"]["embedding_dim"] == 6
+    state = torch.load(ner_dir / "data/processed/models/ner/model.ckpt", weights_only=True)
+    state = state["state_dict"]
+    frozen = state["model.encoder.embedding.frozen"]
+    assert frozen.shape == (len(tokens), 6)  # the model file holds every pretrained row
+    np.testing.assert_allclose(frozen[-1].numpy(), vectors[-1], rtol=1e-6)
+    # only the training words (+ <unk>, <eos>) have a trainable delta
+    assert state["model.encoder.embedding.delta.weight"].shape[0] == len(tokens) - 3
+    assert m["vocab_size"] == len(tokens)

@@ -97,3 +97,32 @@ def test_diverging_run_stops_naming_the_lr_and_writes_nothing(repo, capsys):
     assert not (root / "metrics/train_sentiment_avg.json").exists()
     assert not (root / "data/processed/models/sentiment_avg").exists()
     assert not (root / "reports/sentiment/avg").exists()
+
+
+def test_pretrained_words_frozen_rows_and_the_artifact_dimension(repo):
+    import torch
+
+    from pipeline.embeddings.vectors import Embeddings
+    from stages import train_sentiment
+
+    root, params = repo
+    words = ["good", "bad", "not", "unseenword", "Capital"]  # never in training: the last two
+    vecs = np.random.default_rng(1).normal(size=(len(words), 12)).astype(np.float32)
+    Embeddings(words, vecs).save(root / "data/processed/embeddings/wide")
+    params["sentiment"].update(embedding="wide", embedding_dim=None, add_embedding_words=True,
+                               tune_embeddings="listed")  # fmt: skip
+    write_params(root, params)
+    train_sentiment.main(["avg"])
+    m = json.loads((root / "metrics/train_sentiment_avg.json").read_text())
+    model = root / "data/processed/models/sentiment_avg"
+    tokens = [line.split("\t")[1] for line in (model / "vocab.tsv").read_text().splitlines()[1:]]
+    # the unseen lower-case word gets a row (tokens are lower-cased: "Capital" never matches)
+    assert m["vocab_size"] == len(tokens) and tokens[-1] == "unseenword"
+    hp = json.loads((model / "hparams.json").read_text())
+    assert hp["config"]["embedding_dim"] == 12  # taken from the artifact
+    state = torch.load(model / "model.ckpt", weights_only=True)["state_dict"]
+    frozen = state["model.embedding.frozen"]
+    assert frozen.shape == (len(tokens), 12)
+    np.testing.assert_allclose(frozen[-1].numpy(), vecs[3], rtol=1e-6)
+    # every row but <pad> and the added word has a delta, plus the shared zero entry
+    assert state["model.embedding.delta.weight"].shape[0] == len(tokens) - 1

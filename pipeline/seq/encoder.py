@@ -12,6 +12,7 @@ padding its batch needed::
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -21,6 +22,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from pipeline.core.errors import ConfigError
+from pipeline.data.vocab import EOS, Vocabulary
 
 if TYPE_CHECKING:  # pragma: no cover
     from pipeline.embeddings.vectors import Embeddings
@@ -39,15 +41,30 @@ class EncoderConfig:
 
     ``cell``: ``rnn`` is the tanh recurrence a_t = tanh(W_aa a_{t-1} + W_ax x_t + b_a);
     ``dropout`` applies to the embeddings, between layers and to the outputs.
+    ``tune_embeddings``: ``all`` trains every embedding row; ``listed`` keeps the initial
+    rows frozen and trains only the rows passed to the encoder as ``tuned_rows`` (e.g. the
+    words seen in training), as a small delta table (:class:`PartlyFrozenEmbedding`), so
+    a 400k-word pretrained vocabulary costs no gradients or optimizer state.
+    ``freeze_embeddings`` trains no row at all.
     """
 
     cell: Literal["rnn", "gru", "lstm"] = "lstm"
-    embedding_dim: int = field(default=100, metadata={"min": 1})
+    #: None: the pretrained artifact's dimension (see :func:`resolve_embedding_dim`)
+    embedding_dim: int | None = field(default=100, metadata={"min": 1})
     hidden_size: int = field(default=128, metadata={"min": 1})
     num_layers: int = field(default=1, metadata={"min": 1})
     bidirectional: bool = False
     dropout: float = field(default=0.0, metadata={"min": 0.0, "max": 0.95})
     freeze_embeddings: bool = False
+    tune_embeddings: Literal["all", "listed"] = "all"
+
+
+def resolve_embedding_dim(dim: int | None, emb: Embeddings | None, default: int = 100) -> int:
+    """``dim``, or with ``None`` the dimension of ``emb`` (``default`` without one), so
+    switching the embedding is one setting."""
+    if dim is not None:
+        return int(dim)
+    return int(emb.dim) if emb is not None else default
 
 
 def init_embedding_matrix(
@@ -97,6 +114,91 @@ def init_embedding_matrix(
     return matrix, missing
 
 
+class PartlyFrozenEmbedding(nn.Module):
+    """An embedding whose rows are frozen except ``tuned_rows``, which train as a delta.
+
+    ``forward(ids) = frozen[ids] + delta[slot[ids]]``: ``frozen`` (V, D) is the initial
+    matrix (a buffer: no gradient, no optimizer state), ``slot`` maps a row to its entry
+    of the trainable ``delta`` table (n + 1, D), whose entry 0 stays zero for every row
+    not tuned. Deltas start at zero, so training starts from the given matrix.
+    """
+
+    def __init__(self, matrix: torch.Tensor, tuned_rows: torch.Tensor | list[int]) -> None:
+        super().__init__()
+        matrix = torch.as_tensor(matrix, dtype=torch.float32)
+        rows = torch.as_tensor(tuned_rows, dtype=torch.long).unique()
+        if rows.numel() and (int(rows.min()) < 0 or int(rows.max()) >= matrix.shape[0]):
+            raise ConfigError(f"tuned_rows: row ids must lie in [0, {matrix.shape[0]})")
+        rows = rows[rows != PAD_ID]  # padding stays zero
+        slot = torch.zeros(matrix.shape[0], dtype=torch.long)
+        slot[rows] = torch.arange(1, rows.numel() + 1)
+        self.num_embeddings, self.embedding_dim = matrix.shape
+        self.register_buffer("frozen", matrix.clone())  # (V, D)
+        self.register_buffer("slot", slot)  # (V,) 0 = not tuned
+        self.delta = nn.Embedding(rows.numel() + 1, self.embedding_dim, padding_idx=0)
+        nn.init.zeros_(self.delta.weight)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The current (V, D) matrix (frozen rows plus their deltas)."""
+        return self.frozen + self.delta.weight[self.slot]
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.frozen[ids] + self.delta(self.slot[ids])  # (..., D)
+
+
+def make_embedding(
+    vocab_size: int,
+    dim: int,
+    matrix: torch.Tensor | None = None,
+    freeze: bool = False,
+    tuned_rows: torch.Tensor | list[int] | None = None,
+    key: str = "tune_embeddings",
+) -> nn.Embedding | PartlyFrozenEmbedding:
+    """The input embedding of a model: an ``nn.Embedding`` initialised from ``matrix`` (all
+    rows train unless ``freeze``), or, with ``tuned_rows`` and not ``freeze``, a
+    :class:`PartlyFrozenEmbedding` that trains only those rows (``matrix`` required; a
+    :class:`ConfigError` naming ``key`` otherwise)."""
+    if matrix is not None and tuple(matrix.shape) != (vocab_size, dim):
+        raise ConfigError(
+            f"embedding_dim: embedding matrix has shape {tuple(matrix.shape)}, "
+            f"expected ({vocab_size}, {dim})"
+        )
+    if tuned_rows is not None and not freeze:
+        if matrix is None:
+            raise ConfigError(f"{key}: training only some rows needs an initial matrix")
+        return PartlyFrozenEmbedding(matrix, tuned_rows)
+    emb = nn.Embedding(vocab_size, dim, padding_idx=PAD_ID)
+    if matrix is not None:
+        with torch.no_grad():
+            emb.weight.copy_(matrix)
+    emb.weight.requires_grad_(not freeze)
+    return emb
+
+
+def add_pretrained_words(
+    vocab: Vocabulary, words: Iterable[str], accept: Callable[[str], bool] | None = None
+) -> Vocabulary:
+    """``vocab`` followed by the ``words`` (e.g. a pretrained embedding's) it lacks, with
+    count 0, in their order; special tokens and words ``accept`` rejects (e.g. not in the
+    model's normalised form) are skipped. Valid and test words never seen in training then
+    keep their pretrained vector instead of becoming ``<unk>``."""
+    tokens, seen = list(vocab.tokens), set(vocab.tokens)
+    for w in words:
+        if w not in seen and w not in SPECIAL_TOKENS and (accept is None or accept(w)):
+            tokens.append(w)
+            seen.add(w)
+    counts = np.concatenate([vocab.counts, np.zeros(len(tokens) - len(vocab), np.int64)])
+    return Vocabulary(tokens, counts)
+
+
+def training_rows(vocab: Vocabulary) -> list[int]:
+    """Rows of the words seen in training (count > 0) and of ``<unk>`` / ``<eos>``: the
+    rows ``tune_embeddings: listed`` trains (words added by :func:`add_pretrained_words`
+    have count 0 and keep their pretrained vector)."""
+    return [i for i in range(1, len(vocab)) if vocab.counts[i] > 0 or i <= EOS]
+
+
 def _rnn_class(cell: str) -> type[nn.RNNBase]:
     return {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}[cell]
 
@@ -108,7 +210,9 @@ class SequenceEncoder(nn.Module):
     ``outputs (B, T, H * dirs)``; positions at or beyond a sequence's length are zero.
     ``lengths=None`` means every sequence is full length (no packing: the fast path for
     language models). With ``return_hidden=True`` it returns ``(outputs, hidden)`` and
-    ``hidden`` may seed the next call (truncated BPTT).
+    ``hidden`` may seed the next call (truncated BPTT). ``tuned_rows`` (with
+    ``config.tune_embeddings == "listed"``): the only embedding rows that train, e.g.
+    :func:`training_rows` of the vocabulary; the others keep ``embedding_matrix``.
     """
 
     def __init__(
@@ -117,22 +221,26 @@ class SequenceEncoder(nn.Module):
         vocab_size: int,
         embedding_matrix: torch.Tensor | None = None,
         extra_features_dim: int = 0,
+        tuned_rows: torch.Tensor | list[int] | None = None,
     ) -> None:
         super().__init__()
         if vocab_size < 1:
             raise ConfigError(f"vocab_size: {vocab_size} must be at least 1")
+        if config.embedding_dim is None:
+            raise ConfigError("embedding_dim: null must be resolved before building the encoder")
         self.config = config
         self.extra_features_dim = int(extra_features_dim)
-        self.embedding = nn.Embedding(vocab_size, config.embedding_dim, padding_idx=PAD_ID)
-        if embedding_matrix is not None:
-            if tuple(embedding_matrix.shape) != (vocab_size, config.embedding_dim):
-                raise ConfigError(
-                    f"embedding_dim: embedding matrix has shape {tuple(embedding_matrix.shape)}, "
-                    f"expected ({vocab_size}, {config.embedding_dim})"
-                )
-            with torch.no_grad():
-                self.embedding.weight.copy_(embedding_matrix)
-        self.embedding.weight.requires_grad_(not config.freeze_embeddings)
+        listed = config.tune_embeddings == "listed" and not config.freeze_embeddings
+        if listed and tuned_rows is None:
+            raise ConfigError("tune_embeddings: 'listed' needs the rows to train")
+        self.embedding = make_embedding(
+            vocab_size,
+            config.embedding_dim,
+            embedding_matrix,
+            freeze=config.freeze_embeddings,
+            tuned_rows=tuned_rows if config.tune_embeddings == "listed" else None,
+            key="tune_embeddings",
+        )
         self.dropout = nn.Dropout(config.dropout)
         rnn_kwargs = {"nonlinearity": "tanh"} if config.cell == "rnn" else {}
         self.rnn = _rnn_class(config.cell)(

@@ -4,6 +4,8 @@
 - :class:`ClassificationHead`: pool the valid positions (last, mean or max) then classify
   (many-to-one, e.g. sentiment).
 - :class:`LMHead`: next-token logits, optionally tied to the input embedding matrix.
+- :class:`AdaptiveLMHead`: next-token log-probabilities through an adaptive softmax
+  (Grave et al. 2017): frequent ids in a full head, rare ids in clusters of smaller size.
 """
 
 from __future__ import annotations
@@ -111,3 +113,40 @@ class LMHead(nn.Module):
 
     def forward(self, outputs: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.proj(outputs))
+
+    def nll(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Negative log-likelihood of each target: (B, T, H), (B, T) -> (B * T,)."""
+        logits = self(outputs).float().flatten(0, 1)
+        return nn.functional.cross_entropy(logits, targets.flatten(), reduction="none")
+
+
+class AdaptiveLMHead(nn.Module):
+    """Adaptive softmax: (B, T, H) -> log-probabilities (B, T, V), exact and normalised.
+
+    Ids below ``cutoffs[0]`` (the frequent words: vocabularies are sorted by count) are
+    scored by a full head; each later range is a cluster scored only for the tokens whose
+    target falls in it, through a projection ``div_value`` times smaller per cluster. In
+    training (:meth:`nll`) the cost is a fraction of a full softmax over a large vocabulary.
+    """
+
+    def __init__(
+        self, in_size: int, vocab_size: int, cutoffs: list[int], div_value: float = 4.0
+    ) -> None:
+        super().__init__()
+        cutoffs = list(cutoffs)
+        if not cutoffs or cutoffs != sorted(set(cutoffs)) or not cutoffs[0] > 0:
+            raise ConfigError(f"adaptive_cutoffs: {cutoffs} must be increasing and positive")
+        if cutoffs[-1] >= vocab_size:
+            raise ConfigError(
+                f"adaptive_cutoffs: {cutoffs} must lie below the vocabulary size {vocab_size}"
+            )
+        self.asm = nn.AdaptiveLogSoftmaxWithLoss(in_size, vocab_size, cutoffs, div_value=div_value)
+
+    def forward(self, outputs: torch.Tensor) -> torch.Tensor:
+        B, T, H = outputs.shape
+        return self.asm.log_prob(outputs.float().reshape(B * T, H)).view(B, T, -1)
+
+    def nll(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Negative log-likelihood of each target: (B, T, H), (B, T) -> (B * T,)."""
+        H = outputs.shape[-1]
+        return -self.asm(outputs.float().reshape(-1, H), targets.reshape(-1)).output

@@ -86,7 +86,7 @@ class ClassifierModule(L.LightningModule):
 class LanguageModelModule(L.LightningModule):
     """Truncated BPTT: batches ``(x (B, T), y (B, T))`` are consecutive chunks of B
     parallel streams; the hidden state is carried (detached) from one chunk to the next
-    and reset at the start of every epoch. ``model(x, hidden) -> (logits (B, T, V),
+    and reset at the start of every epoch. ``model.nll(x, y, hidden) -> (nll (B * T,),
     hidden)``. Logs ``train_loss`` and, per epoch, ``val_loss`` (nats per token) and
     ``val_ppl``."""
 
@@ -105,9 +105,9 @@ class LanguageModelModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         x, y = batch
-        logits, hidden = self.model(x, self._hidden)
+        nll, hidden = self.model.nll(x, y, self._hidden)  # (B * T,)
         self._hidden = detach_hidden(hidden)
-        loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+        loss = nll.mean()
         _check_finite(loss, "train_lm")
         self.log(
             "train_loss", loss, on_step=True, on_epoch=True, batch_size=y.numel(), prog_bar=True
@@ -120,9 +120,8 @@ class LanguageModelModule(L.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         x, y = batch
-        logits, self._val_hidden = self.model(x, self._val_hidden)
-        nll = F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="sum")
-        self._val_nll += float(nll)
+        nll, self._val_hidden = self.model.nll(x, y, self._val_hidden)
+        self._val_nll += float(nll.sum())
         self._val_n += y.numel()
 
     def on_validation_epoch_end(self) -> None:

@@ -20,13 +20,12 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from pipeline.core import checkpoint
 from pipeline.core.errors import DataError
 from pipeline.seq.encoder import EncoderConfig, Hidden, SequenceEncoder, detach_hidden
-from pipeline.seq.heads import LMHead
+from pipeline.seq.heads import AdaptiveLMHead, LMHead
 from pipeline.seq.training import (
     TrainerSettings,
     epoch_timer,
@@ -36,6 +35,8 @@ from pipeline.seq.training import (
 )
 
 EOS_ID = 2
+#: ``<pad>`` and ``<unk>``: never sampled (a user reads words, not placeholders)
+BANNED_IDS = (0, 1)
 LOG2E = 1.0 / math.log(2.0)
 
 
@@ -49,6 +50,14 @@ class LMArch:
     num_layers: int = field(default=1, metadata={"min": 1})
     dropout: float = field(default=0.0, metadata={"min": 0.0, "max": 0.95})
     tie_weights: bool = True
+    #: adaptive softmax (:class:`AdaptiveLMHead`): ids below each cutoff form the head and
+    #: the clusters; [] = a full softmax. Not with ``tie_weights``.
+    adaptive_cutoffs: list[int] = field(default_factory=list)
+    adaptive_div: float = field(default=4.0, metadata={"min": 1.0})
+
+    def __post_init__(self) -> None:
+        if self.adaptive_cutoffs and self.tie_weights:
+            raise ValueError("tie_weights: true cannot be combined with adaptive_cutoffs")
 
     def encoder_config(self) -> EncoderConfig:
         return EncoderConfig(
@@ -73,12 +82,28 @@ class LanguageModel(nn.Module):
         self.arch = arch
         self.vocab_size = vocab_size
         self.encoder = SequenceEncoder(arch.encoder_config(), vocab_size)
-        tie = self.encoder.embedding if arch.tie_weights else None
-        self.head = LMHead(arch.hidden_size, vocab_size, tie_to=tie)
+        self.head: LMHead | AdaptiveLMHead
+        if arch.adaptive_cutoffs:
+            self.head = AdaptiveLMHead(
+                arch.hidden_size, vocab_size, arch.adaptive_cutoffs, arch.adaptive_div
+            )
+        else:
+            tie = self.encoder.embedding if arch.tie_weights else None
+            self.head = LMHead(arch.hidden_size, vocab_size, tie_to=tie)
 
     def forward(self, x: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
+        """Scores of the next token (B, T, V): logits, or log-probabilities with the adaptive
+        softmax (the same distribution under a softmax), and the new hidden state."""
         out, hidden = self.encoder(x, None, hidden=hidden, return_hidden=True)  # (B, T, H)
         return self.head(out), hidden
+
+    def nll(
+        self, x: torch.Tensor, y: torch.Tensor, hidden: Hidden | None = None
+    ) -> tuple[torch.Tensor, Hidden]:
+        """Negative log-likelihood of each target ``y`` (B * T,) and the new hidden state;
+        the cheap path in training (the adaptive softmax scores only the targets' clusters)."""
+        out, hidden = self.encoder(x, None, hidden=hidden, return_hidden=True)  # (B, T, H)
+        return self.head.nll(out, y), hidden
 
 
 # ---------------------------------------------------------------------------- data
@@ -150,12 +175,8 @@ def evaluate_stream(
     total, count, hidden = 0.0, 0, None
     try:
         for x, y in stream_loader(stream, batch_size, bptt):
-            logits, hidden = model(x.to(device), hidden)
-            total += float(
-                F.cross_entropy(
-                    logits.float().flatten(0, 1), y.to(device).flatten(), reduction="sum"
-                )
-            )
+            nll, hidden = model.nll(x.to(device), y.to(device), hidden)
+            total += float(nll.sum())
             count += y.numel()
     finally:
         model.train(was_training)
@@ -172,40 +193,89 @@ def sample(
     seed: int = 0,
     prompt: list[int] | None = None,
     eos_id: int = EOS_ID,
-    banned: tuple[int, ...] = (0,),
+    banned: tuple[int, ...] = BANNED_IDS,
+    sentences: int = 1,
 ) -> list[int]:
-    """Generate ids after ``<eos>`` (+ ``prompt``) until ``<eos>`` or ``max_length`` ids.
+    """Generate ids after ``<eos>`` (+ ``prompt``) until ``sentences`` ``<eos>`` have been
+    drawn or ``max_length`` ids.
 
     ``temperature`` divides the logits (-> 0: greedy); ``top_k`` > 0 keeps the k most
     likely ids. Seeded (a private generator), so the same seed gives the same text.
-    ``banned`` ids (``<pad>``) are never drawn. The returned ids exclude the final
-    ``<eos>`` and the prompt.
+    ``banned`` ids (``<pad>`` and ``<unk>``) are never drawn: the distribution is
+    renormalised over the other ids. The returned ids exclude the prompt and the final
+    ``<eos>``; with ``sentences`` > 1 the ``<eos>`` between sentences are kept.
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
+    if sentences < 1:
+        raise ValueError(f"sentences must be >= 1, got {sentences}")
     was_training = model.training
     model.eval()
     device = _device_of(model)
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
     context = [eos_id] + list(prompt or [])
     out: list[int] = []
+    ended = 0
     try:
         logits, hidden = model(torch.tensor([context], device=device))
         for _ in range(max_length):
             last = logits[0, -1].float().cpu() / temperature  # (V,)
-            for b in banned:
-                last[b] = -math.inf
+            last[[b for b in banned if 0 <= b < last.numel()]] = -math.inf
             if top_k > 0 and top_k < last.numel():
                 kth = torch.topk(last, top_k).values[-1]
                 last = last.masked_fill(last < kth, -math.inf)
             nxt = int(torch.multinomial(torch.softmax(last, -1), 1, generator=gen))
             if nxt == eos_id:
-                break
+                ended += 1
+                if ended == sentences:
+                    break
             out.append(nxt)
             logits, hidden = model(torch.tensor([[nxt]], device=device), hidden)
     finally:
         model.train(was_training)
     return out
+
+
+def samples_report(
+    model: LanguageModel,
+    tokens: list[str],
+    level: Literal["word", "char"],
+    cfg: SampleConfig,
+    title: str = "",
+) -> str:
+    """Samples at every temperature of ``cfg``, side by side: sample i uses seed
+    ``cfg.seed + i`` at each temperature, so a block compares temperatures on the same
+    random draws. Words are joined by spaces, characters directly; ``<eos>`` inside a
+    sample (``cfg.sentences`` > 1) starts a new line."""
+    sep = "" if level == "char" else " "
+    eos = tokens.index("<eos>") if "<eos>" in tokens else EOS_ID
+    banned = tuple(tokens.index(t) for t in ("<pad>", "<unk>") if t in tokens)
+    width = max(len(f"T={t:g}") for t in cfg.temperatures)
+    lines = [
+        title or f"Samples of the {level} language model",
+        f"(top_k {cfg.top_k or 'off'}, at most {cfg.max_length} tokens, "
+        f"{cfg.sentences} sentence(s) each; sample i uses seed {cfg.seed} + i "
+        "at every temperature T)",
+        "",
+    ]
+    for i in range(cfg.num_samples):
+        for j, temp in enumerate(cfg.temperatures):
+            ids = sample(model, cfg.max_length, temp, cfg.top_k, cfg.seed + i,
+                         eos_id=eos, banned=banned, sentences=cfg.sentences)  # fmt: skip
+            text_lines, current = [], []
+            for t in [*ids, eos]:
+                if t == eos:
+                    text_lines.append(sep.join(tokens[k] for k in current))
+                    current = []
+                else:
+                    current.append(t)
+            head = f"[{i}]" if j == 0 else ""
+            label = f"T={temp:g}".ljust(width)
+            for k, text in enumerate(text_lines):
+                prefix = f"{head:<5}{label} | " if k == 0 else f"{'':<5}{'':<{width}} | "
+                lines.append((prefix + text).rstrip())
+        lines.append("")
+    return "\n".join(lines)
 
 
 @torch.no_grad()
@@ -266,13 +336,20 @@ def detach(hidden: Hidden | None) -> Hidden | None:
 # ---------------------------------------------------------------------------- training
 @dataclass(frozen=True)
 class SampleConfig:
-    """How samples are drawn after training (see :func:`sample`)."""
+    """How samples are drawn after training (see :func:`sample` and
+    :func:`samples_report`): ``num_samples`` seeds, each at every temperature;
+    ``sentences``: ``<eos>`` that end a sample (a line at character level)."""
 
     num_samples: int = field(default=5, metadata={"min": 0})
     max_length: int = field(default=100, metadata={"min": 1})
-    temperature: float = field(default=0.8, metadata={"gt": 0.0})
+    temperatures: tuple[float, ...] = (0.5, 0.8, 1.0)
     top_k: int = field(default=0, metadata={"min": 0})
+    sentences: int = field(default=1, metadata={"min": 1})
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.temperatures or any(t <= 0 for t in self.temperatures):
+            raise ValueError(f"temperatures: {list(self.temperatures)} must be > 0 (at least one)")
 
 
 @dataclass(frozen=True)

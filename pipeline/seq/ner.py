@@ -34,7 +34,12 @@ from torch import nn
 from pipeline.core.errors import DataError
 from pipeline.data.vocab import PAD, Vocabulary
 from pipeline.seq.crf import CRF, iob2_constraints
-from pipeline.seq.encoder import SPECIAL_TOKENS, EncoderConfig, SequenceEncoder
+from pipeline.seq.encoder import (
+    EncoderConfig,
+    SequenceEncoder,
+    add_pretrained_words,
+    training_rows,
+)
 from pipeline.seq.heads import TaggingHead, length_mask
 
 DOCSTART = "-DOCSTART-"
@@ -204,17 +209,9 @@ def build_vocabularies(
     tags = tag_order([t for s in train for t in s.tags])
     vocab = Vocabulary.from_counts(words, min_count=cfg.min_count)
     if cfg.add_embedding_words and extra_words:
-        tokens, seen = list(vocab.tokens), set(vocab.tokens)
-        for w in extra_words:
-            if (
-                w not in seen
-                and w not in SPECIAL_TOKENS
-                and normalize_word(w, cfg.lowercase, cfg.zero_digits) == w
-            ):
-                tokens.append(w)
-                seen.add(w)
-        counts = np.concatenate([vocab.counts, np.zeros(len(tokens) - len(vocab), np.int64)])
-        vocab = Vocabulary(tokens, counts)
+        vocab = add_pretrained_words(
+            vocab, extra_words, lambda w: normalize_word(w, cfg.lowercase, cfg.zero_digits) == w
+        )
     return Vocabularies(vocab, Vocabulary.from_counts(chars, min_count=1), tags)
 
 
@@ -375,6 +372,7 @@ class NerTagger(nn.Module):
         encoder: EncoderConfig,
         vocabs: Vocabularies,
         embedding_matrix: torch.Tensor | None = None,
+        tuned_rows: torch.Tensor | list[int] | None = None,
     ) -> None:
         super().__init__()
         self.config = config
@@ -388,8 +386,10 @@ class NerTagger(nn.Module):
             nn.Embedding(len(SHAPES), config.shape_dim, padding_idx=0) if config.shape_dim else None
         )
         extra = config.char_filters + config.shape_dim
+        if tuned_rows is None and encoder.tune_embeddings == "listed":
+            tuned_rows = training_rows(vocabs.words)
         self.encoder = SequenceEncoder(
-            encoder, len(vocabs.words), embedding_matrix, extra_features_dim=extra
+            encoder, len(vocabs.words), embedding_matrix, extra, tuned_rows=tuned_rows
         )
         self.head = TaggingHead(self.encoder.output_size, len(self.tags), config.head_dropout)
         self.crf = (

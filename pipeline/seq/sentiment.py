@@ -23,8 +23,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from pipeline.core import checkpoint
-from pipeline.core.errors import DataError
-from pipeline.seq.encoder import PAD_ID, EncoderConfig, SequenceEncoder
+from pipeline.core.errors import ConfigError, DataError
+from pipeline.seq.encoder import PAD_ID, EncoderConfig, SequenceEncoder, make_embedding
 from pipeline.seq.heads import ClassificationHead, length_mask
 from pipeline.seq.training import (
     TrainerSettings,
@@ -110,6 +110,12 @@ def tokenize(text: str) -> list[str]:
     return out
 
 
+def with_bigrams(tokens: Sequence[str]) -> list[str]:
+    """``tokens`` followed by their bigrams, each ``"a b"`` (never a word: words hold no
+    space), for the averaging model with ``ngrams: 2``."""
+    return [*tokens, *(f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False))]
+
+
 def build_vocab(
     token_lists: Sequence[Sequence[str]], min_count: int = 1, max_size: int | None = None
 ):
@@ -189,13 +195,14 @@ class AveragingClassifier(nn.Module):
         embedding_matrix: torch.Tensor | None = None,
         freeze_embeddings: bool = False,
         dropout: float = 0.0,
+        tuned_rows: torch.Tensor | list[int] | None = None,
     ) -> None:
         super().__init__()
-        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=PAD_ID)
-        if embedding_matrix is not None:
-            with torch.no_grad():
-                self.embedding.weight.copy_(embedding_matrix)
-        self.embedding.weight.requires_grad_(not freeze_embeddings)
+        # tuned_rows: only these rows train (as a delta over the frozen matrix)
+        self.embedding = make_embedding(
+            vocab_size, embedding_dim, embedding_matrix, freeze_embeddings, tuned_rows,
+            key="sentiment.tune_embeddings",
+        )  # fmt: skip
         self.dropout = nn.Dropout(dropout)
         self.proj = nn.Linear(embedding_dim, num_classes)
 
@@ -216,9 +223,10 @@ class RecurrentClassifier(nn.Module):
         num_classes: int = 2,
         embedding_matrix: torch.Tensor | None = None,
         pooling: Literal["last", "mean", "max"] = "last",
+        tuned_rows: torch.Tensor | list[int] | None = None,
     ) -> None:
         super().__init__()
-        self.encoder = SequenceEncoder(config, vocab_size, embedding_matrix)
+        self.encoder = SequenceEncoder(config, vocab_size, embedding_matrix, tuned_rows=tuned_rows)
         self.head = ClassificationHead(
             self.encoder.output_size,
             num_classes,
@@ -251,6 +259,9 @@ class ModelSettings:
     weight_decay: float = field(default=0.0, metadata={"min": 0.0})
     dropout: float = field(default=0.3, metadata={"min": 0.0, "max": 0.95})
     max_epochs: int | None = field(default=None, metadata={"min": 1})
+    #: 2: the averaging model also averages bigram embeddings (fastText, Joulin et al.
+    #: 2017), which see local word order ("not good"); the recurrent model takes 1 only
+    ngrams: int = field(default=1, metadata={"min": 1, "max": 2})
 
 
 @dataclass(frozen=True)
@@ -258,8 +269,13 @@ class SentimentConfig:
     """The ``sentiment`` section (one section for both models).
 
     ``embedding``: ``random`` or a pipeline artifact under
-    ``data/processed/embeddings/<name>/``; its dimension must equal ``embedding_dim``.
+    ``data/processed/embeddings/<name>/``; its dimension must equal ``embedding_dim``
+    (``None``: take the artifact's, 100 for ``random``).
     ``max_train_examples``: use only the first N training sentences (time budget).
+    ``add_embedding_words``: the vocabulary also holds every word of the pretrained
+    embedding (valid and test words unseen in training keep their vector);
+    ``tune_embeddings``: ``all`` rows train, or only the ``listed`` rows of the training
+    words (the pretrained rows stay frozen; cheap with a 400k-word vocabulary).
     ``resume``: continue from ``<checkpoint_dir>/last.ckpt`` when it was written by a run
     of the same model, settings and data (a killed run picks up where it stopped, whether
     it ran with ``resume`` or not, and ends as the uninterrupted run on CPU).
@@ -267,8 +283,10 @@ class SentimentConfig:
 
     models: list[str] = field(default_factory=lambda: ["avg", "rnn"])
     embedding: EmbeddingName = "random"
-    embedding_dim: int = field(default=100, metadata={"min": 1})
+    embedding_dim: int | None = field(default=100, metadata={"min": 1})  # None: the artifact's
     freeze_embeddings: bool = False
+    add_embedding_words: bool = False
+    tune_embeddings: Literal["all", "listed"] = "all"
     min_count: int = field(default=1, metadata={"min": 1})
     max_vocab: int | None = field(default=None, metadata={"min": 4})
     split_seed: int = 0
@@ -283,14 +301,24 @@ class SentimentConfig:
     )
 
     def __post_init__(self) -> None:
+        if self.rnn.ngrams != 1:
+            raise ValueError("rnn.ngrams: the recurrent model reads words in order (use 1)")
         if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", self.embedding):
             raise ValueError(f"embedding: {self.embedding!r} is not an artifact folder name")
 
 
 def build_model(
-    kind: str, cfg: SentimentConfig, vocab_size: int, embedding_matrix: torch.Tensor | None
+    kind: str,
+    cfg: SentimentConfig,
+    vocab_size: int,
+    embedding_matrix: torch.Tensor | None,
+    tuned_rows: list[int] | None = None,
 ) -> nn.Module:
-    """The ``avg`` or ``rnn`` model for ``cfg``."""
+    """The ``avg`` or ``rnn`` model for ``cfg`` (``tuned_rows``: the rows that train with
+    ``tune_embeddings: listed``)."""
+    rows = tuned_rows if cfg.tune_embeddings == "listed" else None
+    if cfg.tune_embeddings == "listed" and (rows is None or embedding_matrix is None):
+        raise ConfigError("sentiment.tune_embeddings: 'listed' needs an embedding matrix")
     if kind == "avg":
         return AveragingClassifier(
             vocab_size,
@@ -299,6 +327,7 @@ def build_model(
             embedding_matrix,
             cfg.freeze_embeddings,
             cfg.avg.dropout,
+            tuned_rows=rows,
         )
     if kind == "rnn":
         e = cfg.encoder
@@ -310,8 +339,9 @@ def build_model(
             bidirectional=e.bidirectional,
             dropout=cfg.rnn.dropout,
             freeze_embeddings=cfg.freeze_embeddings,
+            tune_embeddings=cfg.tune_embeddings,
         )
-        return RecurrentClassifier(enc, vocab_size, 2, embedding_matrix, e.pooling)
+        return RecurrentClassifier(enc, vocab_size, 2, embedding_matrix, e.pooling, rows)
     raise DataError(f"sentiment.models: unknown model {kind!r} (known: avg, rnn)")
 
 
@@ -538,26 +568,35 @@ def fit_sentiment(
     valid and test. Same config and seed on CPU -> same result."""
     import lightning as L
 
-    from pipeline.seq.encoder import init_embedding_matrix
+    from pipeline.seq.encoder import add_pretrained_words, init_embedding_matrix, training_rows
 
     train_idx, valid_idx, test_idx = stratified_split(labels, seed=cfg.split_seed)
     if cfg.max_train_examples:
         train_idx = train_idx[: cfg.max_train_examples]
+    settings = cfg.avg if kind == "avg" else cfg.rnn
     tokens = [tokenize(t) for t in texts]
+    if settings.ngrams == 2:
+        tokens = [with_bigrams(t) for t in tokens]
     vocab = build_vocab([tokens[i] for i in train_idx], cfg.min_count, cfg.max_vocab)
+    if cfg.add_embedding_words and embeddings is not None:
+        vocab = add_pretrained_words(vocab, embeddings.words, lambda w: w == w.lower())
     ids = [vocab.encode(t) for t in tokens]
     matrix, missing = init_embedding_matrix(
         vocab.tokens, embeddings, cfg.embedding_dim, cfg.trainer.seed, key="sentiment.embedding_dim"
     )
+    bigram_rows = [i for i, t in enumerate(vocab.tokens) if " " in t]
+    if bigram_rows:  # bigrams start neutral (zero) and are not words missing from the artifact
+        matrix[torch.as_tensor(bigram_rows)] = 0.0
+        if embeddings is not None:
+            missing -= sum(embeddings.index(vocab.tokens[i]) is None for i in bigram_rows)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
-    model = build_model(kind, cfg, len(vocab), matrix)
+    model = build_model(kind, cfg, len(vocab), matrix, training_rows(vocab))
 
     def loader(idx: np.ndarray, shuffle: bool) -> DataLoader:
         return make_loader(
             [ids[i] for i in idx], labels[idx], cfg.batch_size, shuffle, seed=cfg.trainer.seed
         )
 
-    settings = cfg.avg if kind == "avg" else cfg.rnn
     info = train_classifier(
         model,
         settings,
