@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipeline.core.atomic import atomic_dir, atomic_open, load_npy, write_json
+from pipeline.core.atomic import atomic_dir, atomic_open, write_json
 from pipeline.lab.agreement import AgreementStudy
 from stages._common import load_params, lookup, section, stage_main, stage_run, write_metrics
 
@@ -29,23 +29,17 @@ def run(args) -> None:
         import numpy as np
         import torch
 
-        from pipeline.data.vocab import Vocabulary
         from pipeline.lab import agreement as agr
         from pipeline.lab.plots import markdown_table, plot_curves
 
         if lookup(params, "lab.num_threads"):
             torch.set_num_threads(lookup(params, "lab.num_threads"))
-        corpus = Path(study.corpus_dir)
-        vocab = Vocabulary.load_tsv(corpus / "vocab.tsv")
-        train, test = agr.build_datasets(
-            study, vocab.tokens, load_npy(corpus / "train.npy"), load_npy(corpus / "test.npy"),
-            where=str(corpus / "vocab.tsv"),
-        )  # fmt: skip
+        tokens, train, test = agr.load_datasets(study)
 
         def progress(name, seed, seconds, acc):
             print(f"{name} seed {seed}: test accuracy {acc:.3f} ({seconds:.1f} s)", file=sys.stderr)
 
-        result = agr.run_study(study, len(vocab), train, test, progress)
+        result = agr.run_study(study, len(tokens), train, test, progress)
         header, rows = agr.study_table(result.correct, test.distances, study.buckets)
         dists = np.unique(test.distances)
         curves = {}
@@ -77,7 +71,7 @@ def run(args) -> None:
             for name, model in result.models.items():
                 torch.save(model.state_dict(), out / f"{name}.pt")
             write_json(
-                out / "models.json", {"vocab_size": len(vocab), "models": list(result.models)}
+                out / "models.json", {"vocab_size": len(tokens), "models": list(result.models)}
             )
         far = f"{study.buckets[-2]}-{study.buckets[-1]}"
         metrics = {

@@ -13,7 +13,7 @@ import json
 import time
 from pathlib import Path
 
-from pipeline.core.atomic import atomic_dir, load_npy
+from pipeline.core.atomic import atomic_dir
 from pipeline.lab.agreement import AgreementStudy
 from pipeline.lab.gradients import GradientStudy
 from stages._common import load_params, lookup, section, stage_main, stage_run, write_metrics
@@ -36,19 +36,13 @@ def run(args) -> None:
     with stage_run("lab_gradients", study, cfg) as tracker:
         import torch
 
-        from pipeline.data.vocab import Vocabulary
         from pipeline.lab import agreement as agr
         from pipeline.lab import gradients as grad
         from pipeline.lab.plots import markdown_table, plot_clipping, plot_curves
 
         if lookup(params, "lab.num_threads"):
             torch.set_num_threads(lookup(params, "lab.num_threads"))
-        corpus = Path(study.corpus_dir)
-        vocab = Vocabulary.load_tsv(corpus / "vocab.tsv")
-        train, test = agr.build_datasets(
-            study, vocab.tokens, load_npy(corpus / "train.npy"), load_npy(corpus / "test.npy"),
-            where=str(corpus / "vocab.tsv"),
-        )  # fmt: skip
+        tokens, train, test = agr.load_datasets(study)
         ids, labels = grad.probe_batch(test, cfg.distance, cfg.probe_examples)
         names = json.loads((MODELS / "models.json").read_text(encoding="utf-8"))["models"]
         t = study.training
@@ -56,7 +50,7 @@ def run(args) -> None:
         for name in names:
             cell, layers = name[:-1], int(name[-1])
             torch.manual_seed(0)
-            model = agr.AgreementNet(cell, layers, len(vocab), t.embedding_dim, t.hidden_size)
+            model = agr.AgreementNet(cell, layers, len(tokens), t.embedding_dim, t.hidden_size)
             init = grad.norms_by_steps_back(grad.hidden_state_gradients(model, ids, labels))
             model.load_state_dict(torch.load(MODELS / f"{name}.pt", weights_only=True))
             norms = grad.norms_by_steps_back(grad.hidden_state_gradients(model, ids, labels))
@@ -68,7 +62,7 @@ def run(args) -> None:
             metrics[f"slope_{name}"] = slope
             metrics[f"slope_init_{name}"] = slope_init
         runs = {
-            label: grad.clipping_run(train, len(vocab), cfg.clipping, clip)
+            label: grad.clipping_run(train, len(tokens), cfg.clipping, clip)
             for label, clip in (("no clipping", False), (f"clip at {cfg.clipping.clip:g}", True))
         }
         noclip, clip = runs.values()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from pipeline.core.atomic import atomic_dir, load_npy
+from pipeline.core.atomic import atomic_dir
 from pipeline.core.errors import DataError
 from pipeline.lab.agreement import AgreementStudy, LMAgreementConfig
 from stages._common import load_params, lookup, section, stage_main, stage_run, write_metrics
@@ -29,7 +29,6 @@ def run(args) -> None:
         import numpy as np
         import torch
 
-        from pipeline.data.vocab import Vocabulary
         from pipeline.lab import agreement as agr
         from pipeline.lab.plots import markdown_table, plot_curves
         from pipeline.lab.scoring import verb_preference
@@ -37,15 +36,10 @@ def run(args) -> None:
 
         if lookup(params, "lab.num_threads"):
             torch.set_num_threads(lookup(params, "lab.num_threads"))
-        corpus = Path(study.corpus_dir)
-        vocab = Vocabulary.load_tsv(corpus / "vocab.tsv")
-        _, test = agr.build_datasets(
-            study, vocab.tokens, load_npy(corpus / "train.npy"), load_npy(corpus / "test.npy"),
-            where=str(corpus / "vocab.tsv"),
-        )  # fmt: skip
+        tokens, _, test = agr.load_datasets(study)
         model, lm_tokens, _ = load_language_model(cfg.model_dir)
-        if list(lm_tokens) != list(vocab.tokens):
-            raise DataError(f"{cfg.model_dir}/vocab.tsv: not the vocabulary of {corpus}")
+        if list(lm_tokens) != list(tokens):
+            raise DataError(f"{cfg.model_dir}/vocab.tsv: not the vocabulary of {study.corpus_dir}")
         index = {t: i for i, t in enumerate(lm_tokens)}
         pref = verb_preference(model, test.prefixes, index["was"], index["were"], index["<eos>"])
         correct = (pref > 0) == (test.labels == 1)

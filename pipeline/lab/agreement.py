@@ -370,3 +370,20 @@ class LMAgreementConfig:
     """The ``lab.lm_agreement`` settings: which word language model scores was/were."""
 
     model_dir: str = "data/processed/models/lm_word"
+
+
+def load_datasets(study: AgreementStudy) -> tuple[list[str], AgreementData, AgreementData]:
+    """``(tokens, train, test)`` from the processed corpus ``study.corpus_dir``
+    (``vocab.tsv``, ``train.npy``, ``test.npy``): :func:`build_datasets` on its files."""
+    from pathlib import Path
+
+    from pipeline.core.atomic import load_npy
+    from pipeline.data.vocab import Vocabulary
+
+    corpus = Path(study.corpus_dir)
+    tokens = Vocabulary.load_tsv(corpus / "vocab.tsv").tokens
+    train, test = build_datasets(
+        study, tokens, load_npy(corpus / "train.npy"), load_npy(corpus / "test.npy"),
+        where=str(corpus / "vocab.tsv"),
+    )  # fmt: skip
+    return tokens, train, test
