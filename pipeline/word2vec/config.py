@@ -30,7 +30,11 @@ class SkipGramConfig:
     ``torch_precision``
     ``fp32``/``tf32``/``bf16`` (matmuls; weights stay fp32), ``torch_compile``
     (``torch.compile`` the shared step), ``torch_softmax_logits`` most (B x V) logits per
-    full-softmax step. ``corpus`` names the processed corpus the stage reads (not used
+    full-softmax step. ``context``: ``symmetric`` (window words on both sides) or ``left``
+    (only the words before the centre, as a left-to-right language model sees them;
+    numba backend only). ``max_vocab``: train only the N most frequent ids (specials
+    included; rarer words are dropped like ``<unk>``), e.g. to make the full softmax
+    affordable; None = all. ``corpus`` names the processed corpus the stage reads (not used
     by the library).
     """
 
@@ -39,6 +43,8 @@ class SkipGramConfig:
     output: Literal["ns", "hs", "softmax"] = "ns"
     dim: int = field(default=100, metadata={"min": 1})
     window: int = field(default=5, metadata={"min": 1})
+    context: Literal["symmetric", "left"] = "symmetric"
+    max_vocab: int | None = field(default=None, metadata={"min": 4})
     negative: int = field(default=5, metadata={"min": 1})
     ns_exponent: float = 0.75
     sample: float = field(default=1e-3, metadata={"min": 0.0})
