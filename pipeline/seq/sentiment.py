@@ -36,6 +36,7 @@ from pipeline.seq.training import (
     last_checkpoint_file,
     load_state_dict,
 )
+from pipeline.seq.word_order_probe import ProbeSettings
 
 #: ``random`` or the name of an artifact folder under data/processed/embeddings/ (glove,
 #: sgns, gnews, their ``_debiased`` versions, any entry of ``pretrained.sources``).
@@ -245,7 +246,8 @@ class SentimentConfig:
     ``embedding``: ``random`` or a pipeline artifact under
     ``data/processed/embeddings/<name>/``; its dimension must equal ``embedding_dim``.
     ``max_train_examples``: use only the first N training sentences (time budget).
-    ``resume``: continue from ``<checkpoint_dir>/model.ckpt`` when it was written by a run
+    ``probe``: the word-order probe scored after training
+    (:mod:`pipeline.seq.word_order_probe`). ``resume``: continue from ``<checkpoint_dir>/model.ckpt`` when it was written by a run
     of the same model, settings and data (a killed run picks up where it stopped).
     """
 
@@ -265,6 +267,7 @@ class SentimentConfig:
     trainer: TrainerSettings = field(
         default_factory=lambda: TrainerSettings(monitor="val_acc", mode="max")
     )
+    probe: ProbeSettings = field(default_factory=ProbeSettings)
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", self.embedding):
@@ -387,6 +390,13 @@ def predict(model: nn.Module, loader: DataLoader) -> tuple[np.ndarray, np.ndarra
     finally:
         model.train(was)
     return np.concatenate(preds), np.concatenate(probs)
+
+
+def predict_texts(result: SentimentResult, texts: Sequence[str], batch_size: int = 256):
+    """Predicted labels (1 positive) of the trained model for new sentences."""
+    ids = [result.vocab.encode(tokenize(t)) for t in texts]
+    loader = make_loader(ids, np.zeros(len(ids), dtype=np.int64), batch_size, False, seed=0)
+    return predict(result.model, loader)[0]
 
 
 def accuracy_f1(labels: np.ndarray, preds: np.ndarray) -> dict[str, float]:
