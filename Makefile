@@ -14,9 +14,10 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 MLFLOW_PORT ?= 5000
+STUDY_PROFILE ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lock run test test-all lint format params mlflow-ui clean
+.PHONY: help setup lock run test test-all lint format params mlflow-ui study clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -60,6 +61,9 @@ format: setup ## ruff autofix and format
 
 params: setup ## regenerate params.yaml from conf/ (dvc exp run does this itself)
 	$(PY) -m stages.compose_params
+
+study: setup ## the embedding study (conf/study): queue the grid, run it, write reports/study/embeddings.md
+	nice -n 10 $(PY) -m stages.study all $(if $(STUDY_PROFILE),--profile $(STUDY_PROFILE))
 
 mlflow-ui: setup ## open the MLflow UI on http://127.0.0.1:$(MLFLOW_PORT)
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui \
