@@ -147,10 +147,16 @@ def run(args: argparse.Namespace) -> None:
     study = _study(args.profile)
     if args.step in ("queue", "all"):
         queue(study)
+    failed: PipelineError | None = None
     if args.step in ("run", "all"):
-        run_queue(study)
+        try:
+            run_queue(study)
+        except PipelineError as exc:  # a failed experiment: report the others, then fail
+            failed = exc
     if args.step in ("report", "all"):
         write_report(study)
+    if failed is not None:
+        raise failed
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
