@@ -77,15 +77,17 @@ def queue(study: dict) -> list[grid.Point]:
                 raise ConfigError(
                     f"study.blocks.{p.block}.targets: {t!r} is not a stage of dvc.yaml"
                 )
-    existing = set(_dvc("exp", "list", "--name-only", capture=True).stdout.split())
+    existing = set(_dvc("exp", "list", "--all-commits", "--name-only", capture=True).stdout.split())
     stale = [p.name for p in run if p.name in existing]
     if stale:  # a new run of the study replaces its experiments of the same name
         _dvc("exp", "remove", *stale)
     for i, p in enumerate(run, start=1):
         print(f"[{i}/{len(run)}] queue {p.name}", file=sys.stderr, flush=True)
         _dvc("exp", "run", "--queue", "-n", p.name, *p.targets, *p.set_args(), capture=True)
+    baseline = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
     manifest = {
         "queued_at": time.time(),
+        "baseline": baseline.stdout.strip(),
         "points": [p.name for p in run],
         "skipped": [p.name for p in skipped],
     }
@@ -112,7 +114,11 @@ def write_report(study: dict) -> Path:
     _, skipped = grid.available(points)
     names = {p.name for p in skipped}
     points = [p for p in points if p.name not in names]
-    doc = json.loads(_dvc("exp", "show", "--json", capture=True).stdout or "[]")
+    manifest_path = out / MANIFEST
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    # the experiments hang off the commit they were queued from (HEAD may have moved on)
+    rev = ["--rev", manifest["baseline"]] if manifest.get("baseline") else []
+    doc = json.loads(_dvc("exp", "show", "--json", *rev, capture=True).stdout or "[]")
     records = report.records_from_exp_show(doc)
     tags = {
         p.name: {
@@ -126,14 +132,11 @@ def write_report(study: dict) -> Path:
     }
     runs = tag_experiment_parents(tags)
     header = []
-    manifest_path = out / MANIFEST
-    if manifest_path.exists():
-        manifest = json.loads(manifest_path.read_text())
-        if "run_seconds" in manifest:
-            header.append(
-                f"The queue ran {len(manifest.get('points', []))} experiments in "
-                f"{manifest['run_seconds'] / 60:.1f} min ({study.get('jobs', 1)} at a time)."
-            )
+    if "run_seconds" in manifest:
+        header.append(
+            f"The queue ran {len(manifest.get('points', []))} experiments in "
+            f"{manifest['run_seconds'] / 60:.1f} min ({study.get('jobs', 1)} at a time)."
+        )
     header.append(
         "Each row names its DVC experiments (`dvc exp show`, `dvc exp apply <name>`) and the "
         "first 8 characters of their MLflow parent runs (`make mlflow-ui`, tag `study.point`)."

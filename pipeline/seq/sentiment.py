@@ -102,6 +102,15 @@ def stratified_split(
     return tuple(np.sort(np.asarray(p, dtype=np.int64)) for p in parts)  # type: ignore[return-value]
 
 
+def train_subset(train_idx: np.ndarray, n: int | None, seed: int) -> np.ndarray:
+    """``n`` of the training indices drawn at random (sorted), or all of them: the first
+    ``n`` would be one class in a file sorted by label (rt-polarity is)."""
+    if not n or n >= len(train_idx):
+        return train_idx
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(train_idx, n, replace=False))
+
+
 def tokenize(text: str) -> list[str]:
     """Lower-cased words, with negation contractions split (``doesn't`` -> ``does``,
     ``n't``) so that the negation is one shared token."""
@@ -245,7 +254,8 @@ class SentimentConfig:
 
     ``embedding``: ``random`` or a pipeline artifact under
     ``data/processed/embeddings/<name>/``; its dimension must equal ``embedding_dim``.
-    ``max_train_examples``: use only the first N training sentences (time budget).
+    ``max_train_examples``: use only N training sentences, a random subset drawn with
+    ``split_seed`` (time budget).
     ``probe``: the word-order probe scored after training
     (:mod:`pipeline.seq.word_order_probe`). ``resume``: continue from ``<checkpoint_dir>/model.ckpt`` when it was written by a run
     of the same model, settings and data (a killed run picks up where it stopped).
@@ -542,8 +552,7 @@ def fit_sentiment(
     from pipeline.seq.encoder import init_embedding_matrix
 
     train_idx, valid_idx, test_idx = stratified_split(labels, seed=cfg.split_seed)
-    if cfg.max_train_examples:
-        train_idx = train_idx[: cfg.max_train_examples]
+    train_idx = train_subset(train_idx, cfg.max_train_examples, cfg.split_seed)
     tokens = [tokenize(t) for t in texts]
     vocab = build_vocab([tokens[i] for i in train_idx], cfg.min_count, cfg.max_vocab)
     ids = [vocab.encode(t) for t in tokens]
