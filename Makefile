@@ -23,8 +23,10 @@ REMOTE_FLAG := $(if $(DVC_REMOTE),-r $(if $(REMOTE_IS_URL),env,$(DVC_REMOTE)))
 # make mlflow-server: where the server keeps its database and artifacts
 MLFLOW_SERVER_DIR ?= $(CURDIR)/mlflow-server
 
+STUDY_PROFILE ?=
+
 .DEFAULT_GOAL := help
-.PHONY: help setup lock run lab test test-all lint format params mlflow-ui mlflow-server push pull clean
+.PHONY: help setup lock run lab study test test-all lint format params mlflow-ui mlflow-server push pull clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -72,6 +74,9 @@ format: setup ## ruff autofix and format
 
 params: setup ## regenerate params.yaml from conf/ (dvc exp run does this itself)
 	$(PY) -m stages.compose_params
+
+study: setup ## the embedding study (conf/study): queue the grid, run it, write reports/study/embeddings.md
+	nice -n 10 $(PY) -m stages.study all $(if $(STUDY_PROFILE),--profile $(STUDY_PROFILE))
 
 mlflow-ui: setup ## open the MLflow UI on http://127.0.0.1:$(MLFLOW_PORT)
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui \

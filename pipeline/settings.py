@@ -156,6 +156,13 @@ def _lab(value: Any) -> None:
             raise ConfigError(f"lab.{key}: unknown key (known keys: {known})")
 
 
+def _study(value: Any) -> None:
+    from pipeline.study import grid
+
+    grid.tasks(value)
+    grid.expand(value)
+
+
 # Section -> validator. A new settings section needs an entry here, or validation
 # rejects it as unknown.
 SECTIONS: dict[str, Callable[[Any], None]] = {
@@ -172,6 +179,7 @@ SECTIONS: dict[str, Callable[[Any], None]] = {
     "sentiment": _sentiment,
     "lm": _lm,
     "lab": _lab,
+    "study": _study,
 }
 
 

@@ -6,7 +6,8 @@
 Reads data/raw/rt_polarity/movieReviewSnippets_GroundTruth.txt and, unless
 ``sentiment.embedding`` is ``random``, data/processed/embeddings/<embedding>/. Writes
 data/processed/models/sentiment_<model>/ (model.ckpt, vocab.tsv, hparams.json),
-reports/sentiment/<model>/predictions.tsv and metrics/train_sentiment_<model>.json.
+reports/sentiment/<model>/{predictions,probe}.tsv (probe: the word-order probe built from
+``sentiment.probe.lexicon``) and metrics/train_sentiment_<model>.json.
 """
 
 from __future__ import annotations
@@ -72,7 +73,24 @@ def run(args: argparse.Namespace) -> None:
                 "config": dataclasses.asdict(cfg),
             }
             write_json(tmp / "hparams.json", hp)
-        write_metrics(name, result.metrics, tracker)
+        metrics = dict(result.metrics)
+        if cfg.probe.lexicon:
+            metrics.update(_probe(args.model, cfg, result))
+        write_metrics(name, metrics, tracker)
+
+
+def _probe(model: str, cfg, result) -> dict:
+    """Score the word-order probe; its sentences and predictions go to probe.tsv."""
+    from pipeline.seq import sentiment as sent
+    from pipeline.seq import word_order_probe as probe
+
+    lexicon = probe.read_lexicon(cfg.probe.lexicon)
+    counts = dict(zip(result.vocab.tokens, (int(c) for c in result.vocab.counts), strict=True))
+    sentences = probe.generate(*probe.polar_words(lexicon, counts, cfg.probe))
+    metrics, pred = probe.score(sentences, lambda t: sent.predict_texts(result, t))
+    with atomic_open(Path("reports/sentiment") / model / "probe.tsv") as fh:
+        fh.write(probe.to_tsv(sentences, pred))
+    return metrics
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:

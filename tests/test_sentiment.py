@@ -186,3 +186,15 @@ def test_bigrams_let_the_averaging_model_see_negation(tmp_path):
     assert "not good" in res.vocab.tokens and res.metrics["embedding_missing"] == 0
     with pytest.raises(ConfigError, match="rnn.ngrams"):
         from_mapping(SentimentConfig, {"rnn": {"ngrams": 2}}, where="sentiment")
+
+
+def test_max_train_examples_draws_both_classes_from_a_label_sorted_file():
+    from pipeline.seq.sentiment import stratified_split, train_subset
+
+    labels = np.array([1] * 500 + [0] * 500)  # sorted by label, as rt-polarity is
+    train_idx, _, _ = stratified_split(labels, seed=0)
+    sub = train_subset(train_idx, 200, seed=0)
+    assert len(sub) == 200 and len(set(sub)) == 200 and set(sub) <= set(train_idx)
+    assert 0.35 < labels[sub].mean() < 0.65  # the first 200 would all be positive
+    assert (train_subset(train_idx, None, 0) == train_idx).all()
+    assert (sub == train_subset(train_idx, 200, seed=0)).all()

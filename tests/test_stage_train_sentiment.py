@@ -15,6 +15,9 @@ from tests.test_sentiment import _negation_data
 @pytest.fixture
 def repo(tmp_path, monkeypatch, smoke_params):
     texts, labels = _negation_data(300, seed=2)
+    # a second word of each polarity for the probe (same labels)
+    texts = [t.replace("good", "great").replace("bad", "awful") if i % 3 else t
+             for i, t in enumerate(texts)]  # fmt: skip
     raw = tmp_path / "data/raw/rt_polarity"
     raw.mkdir(parents=True)
     lines = [
@@ -23,6 +26,12 @@ def repo(tmp_path, monkeypatch, smoke_params):
     ]
     lines.insert(5, "999\t0\ta perfectly neutral line")  # zero score: dropped
     (raw / "movieReviewSnippets_GroundTruth.txt").write_text("\r\n".join(lines))
+    lexicon = tmp_path / "data/raw/vader/vader_lexicon.txt"
+    lexicon.parent.mkdir(parents=True)
+    lexicon.write_text(
+        "good\t1.9\t0.9\t[2]\ngreat\t3.1\t0.7\t[3]\nbad\t-2.5\t0.6\t[-2]\n"
+        "awful\t-2.0\t0.8\t[-2]\n:)\t2.0\t0.5\t[2]\nmovie\t0.2\t0.4\t[0]\n"
+    )
     from pipeline.embeddings.vectors import Embeddings
 
     words = ["good", "bad", "not", "movie", "film", "was"]
@@ -46,6 +55,12 @@ def test_train_both_models_then_compare(repo):
     assert m_avg["train_size"] + m_avg["valid_size"] + m_avg["test_size"] == 300
     for key in ("test_acc", "test_f1", "valid_acc", "valid_f1"):
         assert 0.0 <= m_avg[key] <= 1.0
+    # the probe: 2 words per polarity, 5 negations each + 4 contrasts per pair
+    assert m_avg["probe_size"] == 2 * 2 * 5 + 2 * 4
+    assert 0.0 <= m_avg["probe_acc"] <= 1.0 and "probe_not_x_acc" in m_avg
+    probe = (root / "reports/sentiment/avg/probe.tsv").read_text().splitlines()
+    assert probe[0] == "template\tlabel\tpred\ttext" and len(probe) == 29
+    assert "not_x\t0\t" in probe[1] or "not_x\t1\t" in probe[1]
 
     params["sentiment"]["embedding"] = "random"
     write_params(root, params)

@@ -116,3 +116,61 @@ def test_job_is_deterministic_for_a_seed_and_nan_shows_in_the_loss():
     d[0][3, 0] = np.nan
     loss, _, _ = _run(words, bounds, d)
     assert math.isnan(loss)
+
+
+@pytest.mark.parametrize("arch", [K.ARCH_SG, K.ARCH_CBOW])
+def test_left_contexts_never_use_a_right_neighbour(arch):
+    # Word 9 only ever ends a sentence: with left contexts it is nobody's context, so its
+    # input vector never moves; with symmetric ones it is its left neighbour's context.
+    vocab = 10
+    rng = np.random.default_rng(0)
+    sents = [list(rng.integers(3, 9, size=int(rng.integers(2, 7)))) + [9] for _ in range(300)]
+    words = np.array([w for s in sents for w in s], np.int32)
+    bounds = np.cumsum([0] + [len(s) for s in sents]).astype(np.int64)
+    moved = {}
+    for left in (True, False):
+        inputs = _job_inputs(words, vocab)
+        syn0, syn1, syn1neg, keep, prob, alias, codes, points, lengths, _ = inputs
+        before = syn0.copy()
+        sig, logsig = K.sigmoid_tables()
+        K.train_job(
+            syn0, syn1, syn1neg, words, bounds, 0, bounds.shape[0] - 1, keep, prob, alias,
+            codes, points, lengths, sig, logsig, arch, K.OUT_NS, 5, 3, True, 0.025, 2.5e-6,
+            0, words.shape[0], 7, left,
+        )  # fmt: skip
+        moved[left] = np.abs(syn0 - before).max(axis=1)
+    assert moved[True][9] == 0.0
+    assert moved[False][9] > 0.0
+    assert (moved[True][3:9] > 0).all()  # the other words are still trained
+
+
+def test_left_context_is_refused_by_the_torch_backend():
+    from pipeline.core.errors import ConfigError
+    from pipeline.word2vec.config import SkipGramConfig
+    from pipeline.word2vec.train import train_word2vec
+
+    ids = np.tile(np.arange(3, 20, dtype=np.int32), 20)
+    cfg = SkipGramConfig(dim=4, epochs=1, device="cpu", backend="torch", context="left")
+    with pytest.raises(ConfigError, match="skipgram.context"):
+        train_word2vec(ids, 20, cfg, progress=False)
+
+
+def test_max_vocab_drops_rarer_ids_and_keeps_their_rows_out():
+    from pipeline.word2vec.config import SkipGramConfig
+    from pipeline.word2vec.train import cap_vocabulary, to_embeddings, train_word2vec
+
+    ids = np.array([3, 4, 5, 6, 7, 2, 3, 7, 4, 2] * 30, np.int32)
+    assert cap_vocabulary(ids, 6).max() == 5 and (cap_vocabulary(ids, 6) == 1).sum() == 90
+    cfg = SkipGramConfig(dim=4, epochs=1, device="cpu", workers=1, max_vocab=6)
+    result = train_word2vec(ids, 8, cfg, progress=False)
+    assert result.vectors.shape == (6, 4)
+
+    class Vocab:
+        tokens = ["<pad>", "<unk>", "<eos>", "a", "b", "c", "d", "e"]
+        counts = np.arange(8)
+
+        def __len__(self):
+            return 8
+
+    emb = to_embeddings(result, Vocab())
+    assert list(emb.words) == Vocab.tokens[:6] and len(emb) == 6

@@ -333,3 +333,59 @@ def stage_run(stage: str, params: Mapping[str, Any] | None = None) -> Iterator[T
                 import mlflow
 
                 mlflow.MlflowClient().set_terminated(tracker.run_id, status)
+
+
+def tag_experiment_parents(
+    tags_by_experiment: Mapping[str, Mapping[str, Any]],
+    uri: str | None = None,
+) -> dict[str, str]:
+    """Tag the parent run of each named DVC experiment; return ``{name: parent run id}``.
+
+    The parent is found through its stage runs (tag ``dvc.exp_name``; the latest one if
+    the experiment ran twice). An experiment whose stages were all restored from DVC's
+    run-cache logged nothing: it gets a parent of its own, tagged
+    ``wordpipe.restored=true``, so that every experiment has a run to open. A store that
+    cannot be reached gives a warning and an empty mapping.
+    """
+    uri = uri or default_tracking_uri()
+    reason = _reachable(uri)
+    if reason:
+        print(f"warning: MLflow store {uri} unreachable: {reason}", file=sys.stderr)
+        return {}
+    out: dict[str, str] = {}
+    try:
+        import mlflow
+
+        mlflow.set_tracking_uri(uri)
+        client = mlflow.MlflowClient(tracking_uri=uri)
+        root = repo_root()
+        exp_id = _experiment_id(mlflow, root, uri == f"sqlite:///{root / 'mlflow.db'}")
+        for name, tags in tags_by_experiment.items():
+            stages = client.search_runs(
+                [exp_id],
+                filter_string=f"tags.`dvc.exp_name` = '{name}' and tags.`wordpipe.kind` = 'stage'",
+                order_by=["attributes.start_time DESC"],
+                max_results=50,
+            )
+            parent = next(
+                (
+                    r.data.tags["mlflow.parentRunId"]
+                    for r in stages
+                    if "mlflow.parentRunId" in r.data.tags
+                ),
+                None,
+            )
+            if parent is None:
+                run = client.create_run(
+                    exp_id,
+                    run_name=f"exp {name}",
+                    tags={"wordpipe.kind": "pipeline", "wordpipe.restored": "true"},
+                )
+                client.set_terminated(run.info.run_id, "FINISHED")
+                parent = run.info.run_id
+            for key, value in {"dvc.exp_name": name, **tags}.items():
+                client.set_tag(parent, key, str(value))
+            out[name] = parent
+    except Exception as exc:  # noqa: BLE001 - the study report still works without runs
+        print(f"warning: MLflow tagging stopped ({exc})", file=sys.stderr)
+    return out

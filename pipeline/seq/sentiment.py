@@ -31,6 +31,7 @@ from pipeline.seq.training import (
     epoch_timer,
     train_resumable,
 )
+from pipeline.seq.word_order_probe import ProbeSettings
 
 #: ``random`` or the name of an artifact folder under data/processed/embeddings/ (glove,
 #: sgns, gnews, their ``_debiased`` versions, any entry of ``pretrained.sources``).
@@ -94,6 +95,15 @@ def stratified_split(
         parts[1].extend(idx[n_train : n_train + n_valid])
         parts[2].extend(idx[n_train + n_valid :])
     return tuple(np.sort(np.asarray(p, dtype=np.int64)) for p in parts)  # type: ignore[return-value]
+
+
+def train_subset(train_idx: np.ndarray, n: int | None, seed: int) -> np.ndarray:
+    """``n`` of the training indices drawn at random (sorted), or all of them: the first
+    ``n`` would be one class in a file sorted by label (rt-polarity is)."""
+    if not n or n >= len(train_idx):
+        return train_idx
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(train_idx, n, replace=False))
 
 
 def tokenize(text: str) -> list[str]:
@@ -271,11 +281,14 @@ class SentimentConfig:
     ``embedding``: ``random`` or a pipeline artifact under
     ``data/processed/embeddings/<name>/``; its dimension must equal ``embedding_dim``
     (``None``: take the artifact's, 100 for ``random``).
-    ``max_train_examples``: use only the first N training sentences (time budget).
+    ``max_train_examples``: use only N training sentences, a random subset drawn with
+    ``split_seed`` (time budget).
     ``add_embedding_words``: the vocabulary also holds every word of the pretrained
     embedding (valid and test words unseen in training keep their vector);
     ``tune_embeddings``: ``all`` rows train, or only the ``listed`` rows of the training
     words (the pretrained rows stay frozen; cheap with a 400k-word vocabulary).
+    ``probe``: the word-order probe scored after training
+    (:mod:`pipeline.seq.word_order_probe`).
     ``resume``: continue from ``<checkpoint_dir>/last.ckpt`` when it was written by a run
     of the same model, settings and data (a killed run picks up where it stopped, whether
     it ran with ``resume`` or not, and ends as the uninterrupted run on CPU).
@@ -299,6 +312,7 @@ class SentimentConfig:
     trainer: TrainerSettings = field(
         default_factory=lambda: TrainerSettings(monitor="val_acc", mode="max")
     )
+    probe: ProbeSettings = field(default_factory=ProbeSettings)
 
     def __post_init__(self) -> None:
         if self.rnn.ngrams != 1:
@@ -426,6 +440,13 @@ def predict(model: nn.Module, loader: DataLoader) -> tuple[np.ndarray, np.ndarra
     finally:
         model.train(was)
     return np.concatenate(preds), np.concatenate(probs)
+
+
+def predict_texts(result: SentimentResult, texts: Sequence[str], batch_size: int = 256):
+    """Predicted labels (1 positive) of the trained model for new sentences."""
+    ids = [result.vocab.encode(tokenize(t)) for t in texts]
+    loader = make_loader(ids, np.zeros(len(ids), dtype=np.int64), batch_size, False, seed=0)
+    return predict(result.model, loader)[0]
 
 
 def accuracy_f1(labels: np.ndarray, preds: np.ndarray) -> dict[str, float]:
@@ -571,8 +592,7 @@ def fit_sentiment(
     from pipeline.seq.encoder import add_pretrained_words, init_embedding_matrix, training_rows
 
     train_idx, valid_idx, test_idx = stratified_split(labels, seed=cfg.split_seed)
-    if cfg.max_train_examples:
-        train_idx = train_idx[: cfg.max_train_examples]
+    train_idx = train_subset(train_idx, cfg.max_train_examples, cfg.split_seed)
     settings = cfg.avg if kind == "avg" else cfg.rnn
     tokens = [tokenize(t) for t in texts]
     if settings.ngrams == 2:

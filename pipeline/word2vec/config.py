@@ -32,7 +32,11 @@ class SkipGramConfig:
     (``torch.compile`` the shared step), ``torch_softmax_logits`` most (B x V) logits per
     full-softmax step, ``torch_kernel`` ``torch`` (the ops above) or ``triton`` (fused
     Triton kernels, :mod:`pipeline.word2vec.triton_kernels`: CUDA, output ns or hs with
-    cap damping). ``corpus`` names the processed corpus the stage reads (not used
+    cap damping). ``context``: ``symmetric`` (window words on both sides) or ``left``
+    (only the words before the centre, as a left-to-right language model sees them;
+    numba backend only). ``max_vocab``: train only the N most frequent ids (specials
+    included; rarer words are dropped like ``<unk>``), e.g. to make the full softmax
+    affordable; None = all. ``corpus`` names the processed corpus the stage reads (not used
     by the library).
     """
 
@@ -41,6 +45,8 @@ class SkipGramConfig:
     output: Literal["ns", "hs", "softmax"] = "ns"
     dim: int = field(default=100, metadata={"min": 1})
     window: int = field(default=5, metadata={"min": 1})
+    context: Literal["symmetric", "left"] = "symmetric"
+    max_vocab: int | None = field(default=None, metadata={"min": 4})
     negative: int = field(default=5, metadata={"min": 1})
     ns_exponent: float = 0.75
     sample: float = field(default=1e-3, metadata={"min": 0.0})

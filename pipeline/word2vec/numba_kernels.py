@@ -235,7 +235,7 @@ def _output_update(h, neu1e, out, syn1, syn1neg, target, negative, prob, alias, 
 def train_job(
     syn0, syn1, syn1neg, words, bounds, s_begin, s_end, keep, prob, alias,
     codes, points, lengths, sig_t, logsig_t, arch, out, negative, window, cbow_mean,
-    lr, min_lr, done_before, total_words, seed,
+    lr, min_lr, done_before, total_words, seed, left_only=False,
 ):  # fmt: skip
     """Train sentences ``s_begin..s_end`` (indices into ``bounds``) in place.
 
@@ -243,6 +243,8 @@ def train_job(
     ``keep`` int64 (V,): subsampling thresholds on a 32-bit random number.
     The learning rate decays linearly from ``lr`` to ``min_lr`` over ``total_words`` raw
     words (all epochs); ``done_before`` is the number of raw words before this job.
+    ``left_only``: contexts are the (reduced) window's words before the centre only, as
+    the inputs of a left-to-right language model; never a word to its right.
     Returns ``(loss, effective_words, updates)``: the summed word2vec objective, the words
     kept after subsampling and the number of (input, target) updates.
     """
@@ -287,6 +289,8 @@ def train_job(
             if lo_j < 0:
                 lo_j = 0
             hi_j = i + window + 1 - b
+            if left_only:
+                hi_j = i  # words before the centre only
             if hi_j > n:
                 hi_j = n
             target = sent[i]

@@ -131,6 +131,8 @@ def train_word2vec(
     """
     if vocab_size <= N_SPECIAL + 1:
         raise DataError(f"skipgram: vocabulary too small ({vocab_size} entries)")
+    if cfg.max_vocab is not None and cfg.max_vocab < vocab_size:
+        ids, vocab_size = cap_vocabulary(ids, cfg.max_vocab), cfg.max_vocab
     corpus = make_corpus(ids, vocab_size, cfg.max_sentence_length)
     if corpus.num_words == 0:
         raise DataError("skipgram: the corpus has no words besides <pad>/<unk>/<eos>")
@@ -140,6 +142,8 @@ def train_word2vec(
         backend = "torch" if device == "cuda" else "numba"
     if backend == "numba" and device != "cpu":
         raise ConfigError("skipgram.backend: numba runs on cpu only (use backend: torch)")
+    if backend == "torch" and cfg.context != "symmetric":
+        raise ConfigError("skipgram.context: 'left' is implemented by the numba backend only")
     workers = cfg.workers or (os.cpu_count() or 1)
     if backend == "torch":
         workers = 1
@@ -248,10 +252,21 @@ def train_word2vec(
     )
 
 
+def cap_vocabulary(ids: np.ndarray, max_vocab: int) -> np.ndarray:
+    """``ids`` with every id >= ``max_vocab`` (the rarer words) replaced by ``<unk>``
+    (id 1), which training drops like any unknown word."""
+    return np.where(ids < max_vocab, ids, np.int32(1)).astype(ids.dtype, copy=False)
+
+
 def to_embeddings(result: TrainResult, vocab) -> Any:
-    """Wrap the trained input vectors as :class:`pipeline.embeddings.vectors.Embeddings`."""
+    """Wrap the trained input vectors as :class:`pipeline.embeddings.vectors.Embeddings`
+    (the first ``len(vectors)`` words of ``vocab`` when the vocabulary was capped)."""
     from pipeline.embeddings.vectors import Embeddings
 
+    n = result.vectors.shape[0]
+    if result.config.max_vocab is not None and n == result.config.max_vocab < len(vocab):
+        counts = getattr(vocab, "counts", None)
+        return Embeddings(vocab.tokens[:n], result.vectors, None if counts is None else counts[:n])
     if len(vocab) != result.vectors.shape[0]:
         raise DataError(
             f"skipgram: vocabulary has {len(vocab)} entries, vectors {result.vectors.shape[0]}"
