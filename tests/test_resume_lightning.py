@@ -131,6 +131,7 @@ def sentiment_repo(tmp_path, monkeypatch, smoke_params):
     sent = smoke_params["sentiment"]
     sent["avg"]["dropout"] = 0.3  # the resumed epochs must draw the same dropout masks
     sent["trainer"].update(max_epochs=3, patience=2)
+    sent["probe"]["lexicon"] = None  # no fetched lexicon here: resume is what is tested
     monkeypatch.chdir(tmp_path)
     return tmp_path, smoke_params
 
