@@ -120,6 +120,7 @@ def _repo(root: Path, params: dict, ddp: bool) -> None:
         for i, (t, y) in enumerate(zip(texts, labels, strict=True))
     ]
     (raw / "movieReviewSnippets_GroundTruth.txt").write_text("\r\n".join(lines))
+    params["sentiment"]["probe"]["lexicon"] = None  # no fetched lexicon in this repo
     if ddp:  # 2 processes x half the batch: the same global batch and steps per epoch
         params["ner"]["trainer"].update(DDP)
         params["ner"]["data"]["batch_size"] //= 2
