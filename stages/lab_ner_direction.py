@@ -10,6 +10,7 @@ get its type before the words that decide it arrive? Writes
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from pipeline.core.atomic import atomic_dir
@@ -32,7 +33,7 @@ def run(args) -> None:
         from pipeline.lab.direction import probe_tags, tagger_config
         from pipeline.lab.plots import markdown_table
         from pipeline.seq import conlleval, ner
-        from pipeline.seq.encoder import init_embedding_matrix
+        from pipeline.seq.encoder import init_embedding_matrix, resolve_embedding_dim
         from pipeline.seq.ner_lit import fingerprint, train_tagger
 
         if lookup(params, "lab.num_threads"):
@@ -52,6 +53,8 @@ def run(args) -> None:
         metrics, probes, rows = {}, {}, []
         for direction, bi in (("uni", False), ("bi", True)):
             cfg = tagger_config(base, study, bi, f"data/interim/lab_ner_{direction}")
+            dim = resolve_embedding_dim(cfg.encoder.embedding_dim, emb)  # null: the artifact's
+            cfg = replace(cfg, encoder=replace(cfg.encoder, embedding_dim=dim))
             vocabs = ner.build_vocabularies(train, cfg.data, emb.words if emb else ())
             matrix, _ = init_embedding_matrix(
                 vocabs.words.tokens, emb, cfg.encoder.embedding_dim, cfg.trainer.seed,

@@ -70,8 +70,8 @@ SYLLABUS: tuple[Idea, ...] = (
     Idea("Sampling novel sequences (word and character)", (
         _e("reports/lm/word/samples.txt", "word-level samples (test perplexity)",
            "metrics/train_lm_word.json", "test_ppl"),
-        _e("reports/lm/char/samples.txt", "character-level samples (test perplexity)",
-           "metrics/train_lm_char.json", "test_ppl"),
+        _e("reports/lm/char/samples.txt", "character-level samples (test nats per character)",
+           "metrics/train_lm_char.json", "test_nats_per_char"),
     )),
     Idea("Vanishing and exploding gradients, gradient clipping", (
         _e(f"{_GRAD}/norms.png", "gradient norm vs steps back, LSTM (log10 slope per step)",
@@ -193,7 +193,8 @@ def course_page(
             number = _number(root, ev)
             if not (root / ev.path).exists() or number is None:
                 missing.append(ev.path if not (root / ev.path).exists() else ev.metrics)
-                lines.append(f"   - {ev.what}: missing `{ev.path}` (not produced by this run)")
+                lost = ev.path if not (root / ev.path).exists() else f"{ev.metrics}: {ev.key}"
+                lines.append(f"   - {ev.what}: missing `{lost}` (not produced by this run)")
                 continue
             rel = os.path.relpath(root / ev.path, page_dir)
             shown = f" = **{number}** (`{ev.metrics}`: `{ev.key}`)" if number else ""
