@@ -44,8 +44,9 @@ PIPELINE_TAG = "wordpipe.pipeline_id"
 def repo_root(start: str | os.PathLike | None = None) -> Path:
     """The main repository root, also from inside a queued experiment's temporary copy.
 
-    ``dvc exp run --queue`` runs stages in ``<root>/.dvc/tmp/exps/<tmp>/``; results there
-    must land in the main repository's store, not in the throw-away copy.
+    ``dvc exp run --queue`` runs stages in a temporary copy inside the repository's
+    ``.dvc`` folder (under ``tmp``, ``exps``); results there must land in the main
+    repository's store, not in the throw-away copy.
     """
     here = Path(start or os.getcwd()).resolve()
     parts = here.parts
