@@ -70,6 +70,7 @@ def _out_dir(study: dict) -> Path:
 def queue(study: dict) -> list[grid.Point]:
     points = grid.expand(study)
     run, skipped = grid.available(points)
+    run = grid.queue_order(run)
     stages = set(_dvc("stage", "list", "--name-only", capture=True).stdout.split())
     for p in run:  # before anything is queued
         for t in p.targets:

@@ -53,6 +53,15 @@ def test_expand_names_overrides_and_skips(tmp_path):
     assert grid.format_value(True) == "true" and grid.format_value(None) == "null"
 
 
+def test_the_queue_runs_each_seed_as_one_wave():
+    points = grid.expand(STUDY)
+    queued = grid.queue_order(points)
+    assert sorted(p.name for p in queued) == sorted(p.name for p in points)
+    seeds = [p.labels["seed"] for p in queued]
+    assert seeds == sorted(seeds)  # every s0, then every s1, then every s2
+    assert [p.name for p in queued[:3]] == [p.name for p in points[::3]]
+
+
 def test_the_default_grid_counts():
     study = yaml.safe_load((REPO / "params.yaml").read_text())["study"]
     points = grid.expand(study)

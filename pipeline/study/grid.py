@@ -51,6 +51,32 @@ class Point:
         return out
 
 
+def queue_order(points: list[Point]) -> list[Point]:
+    """The points in the order to queue them: the first value of each block's last axis
+    (its seeds) for every point, then the second, ...
+
+    Points that differ only in that last axis share their upstream stages (the skip-gram
+    vectors of a word2vec variant, NER for a reused seed). Run side by side, two
+    experiments would both train them; run one wave after the other, the later waves
+    restore them from DVC's run-cache.
+    """
+    rank: dict[tuple[str, str], int] = {}
+    for p in points:
+        if p.labels:
+            last = list(p.labels)[-1]
+            rank.setdefault((p.block, p.labels[last]), len(rank))
+    firsts: dict[str, int] = {}
+    for (block, _), i in rank.items():
+        firsts.setdefault(block, i)
+
+    def wave(p: Point) -> int:
+        if not p.labels:
+            return 0
+        return rank[(p.block, p.labels[list(p.labels)[-1]])] - firsts[p.block]
+
+    return sorted(points, key=wave)  # stable: the grid's order within a wave
+
+
 def format_value(value: Any) -> str:
     """A Hydra override literal: null, true/false, numbers, plain strings."""
     if value is None:
