@@ -40,6 +40,29 @@ def test_stages_of_one_pipeline_share_a_parent(tmp_path, monkeypatch):
     assert stages[0].data.metrics["nested.x"] == 2.5 and stages[0].data.params["a.b"] == "1"
 
 
+def test_experiment_parents_are_tagged_with_their_grid_point(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"  # the checkout's own store
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("WORDPIPE_PIPELINE_ID", "pipe-exp")
+    monkeypatch.setenv("DVC_EXP_NAME", "st-a")
+    monkeypatch.setenv("DVC_STAGE", "train_ner")
+    monkeypatch.chdir(tmp_path)
+    with tracking.stage_run("train_ner", {"ner.seed": 1}):
+        pass
+    out = tracking.tag_experiment_parents(
+        {"st-a": {"study.point": "st-a", "study.seed": "s1"}, "st-b": {"study.point": "st-b"}},
+        uri,
+    )
+    assert sorted(out) == ["st-a", "st-b"]
+    runs = {r.info.run_id: r for r in _runs(uri)}
+    (stage,) = [r for r in runs.values() if r.data.tags.get("wordpipe.kind") == "stage"]
+    parent = runs[out["st-a"]]
+    assert stage.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert parent.data.tags["study.seed"] == "s1" and parent.data.tags["dvc.exp_name"] == "st-a"
+    # an experiment whose stages all came from the run-cache gets a parent of its own
+    assert runs[out["st-b"]].data.tags["wordpipe.restored"] == "true"
+
+
 def test_failed_stage_is_marked_failed(tmp_path, monkeypatch):
     uri = f"sqlite:///{tmp_path / 'm.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)

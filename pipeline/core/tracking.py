@@ -360,7 +360,7 @@ def tag_experiment_parents(
         mlflow.set_tracking_uri(uri)
         client = mlflow.MlflowClient(tracking_uri=uri)
         root = repo_root()
-        exp_id = _experiment_id(mlflow, root, uri == f"sqlite:///{root / 'mlflow.db'}")
+        exp_id = _experiment_id(mlflow, root, uri)
         for name, tags in tags_by_experiment.items():
             stages = client.search_runs(
                 [exp_id],
