@@ -262,7 +262,9 @@ def bar_plot(
         mean = summary.set_index(axes)[["mean"]]
         std = summary.set_index(axes)[["std"]].rename(columns={"std": "mean"})
     fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(mean) + 2), 4))
-    mean.plot.bar(yerr=std, ax=ax, capsize=3, rot=30, legend=len(axes) >= 2)
+    mean.plot.bar(yerr=std, ax=ax, capsize=3, rot=30, legend=False)
+    if len(axes) >= 2:  # beside the axes: inside them it hides bars
+        ax.legend(title=axes[1], loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.set_title(title)
     ax.set_ylabel(ylabel)
     ax.set_xlabel(axes[0])
