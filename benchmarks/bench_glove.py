@@ -163,7 +163,8 @@ def run_glove_c(args, npz: Path, vocab, tmp: Path) -> dict:
     record = np.dtype([("w1", "<i4"), ("w2", "<i4"), ("x", "<f8")])  # GloVe's CREC
     with open(tmp / "vocab.txt", "w", encoding="utf-8") as fh:
         for token, count in zip(vocab.tokens, vocab.counts.tolist(), strict=True):
-            fh.write(f"{token} {count}\n")
+            # the C tool refuses a vocabulary holding "<unk>" (it writes its own)
+            fh.write(f"{'<raw_unk>' if token == '<unk>' else token} {count}\n")
     with open(tmp / "cooccurrence.bin", "wb") as fh:
         for rows, cols, values in NpzTriples(npz).chunks(1 << 18):
             recs = np.empty(rows.size, record)
