@@ -10,7 +10,7 @@ import pytest
 from pipeline.core.errors import TrainingDivergedError
 from pipeline.glove import train as glove
 from pipeline.glove.cooccur import count_cooccurrences, load_cooccur
-from pipeline.glove.train import GloveConfig, block_order, train_glove, weighting
+from pipeline.glove.train import GloveConfig, train_glove, weighting
 
 TOPICS, PER_TOPIC = 3, 8
 VOCAB = 3 + TOPICS * PER_TOPIC
@@ -149,19 +149,6 @@ def test_absurd_learning_rate_diverges_with_clear_error(planted):
     rows, cols, values = planted
     with pytest.raises(TrainingDivergedError, match=r"epoch 1 .*glove\.lr = 1e\+30"):
         train_glove(rows, cols, values, VOCAB, cfg(lr=1e30), progress=False)
-
-
-def test_block_order_is_a_permutation_grouped_by_block():
-    rng = np.random.default_rng(1)
-    rows, cols = (
-        rng.integers(0, 50, 1000).astype(np.int32),
-        rng.integers(0, 50, 1000).astype(np.int32),
-    )
-    order, offsets = block_order(rows, cols, 3, seed=5, epoch=2)
-    assert sorted(order.tolist()) == list(range(1000)) and offsets[-1] == 1000
-    for b in range(9):
-        part = order[offsets[b] : offsets[b + 1]]
-        assert np.all(rows[part] % 3 == b // 3) and np.all(cols[part] % 3 == b % 3)
 
 
 @pytest.mark.parametrize("lr", [100.0, 3.0])

@@ -43,6 +43,8 @@ def test_stage_trains_saves_and_logs(tmp_path, monkeypatch, smoke_params):
     assert metrics["loss_per_epoch"][-1] < metrics["loss_per_epoch"][0]
     for key in ("seconds", "seconds_per_epoch", "device", "vocab_size", "nnz"):
         assert key in metrics
+    assert 0 < metrics["rss_after_imports_mb"] <= metrics["rss_footprint_mb"]
+    assert metrics["rss_footprint_mb"] <= metrics["peak_rss_mb"]
     assert metrics["device"] == "cpu" and metrics["vocab_size"] == len(vocab)
     assert (tmp_path / "data/interim/glove/glove.npz").is_file()
 

@@ -14,6 +14,13 @@ def process_peak_mb(children: bool = False) -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS
 
 
+def current_rss_mb() -> float:
+    """This process's resident set now, MB (after the imports: the interpreter's footprint)."""
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
 class PeakRSS:
     """Sample the process's resident memory in a thread: ``with PeakRSS() as m: ...``,
     then ``m.peak_mb`` (the peak seen during the block) and ``m.start_mb``."""
@@ -25,9 +32,7 @@ class PeakRSS:
         self._stop = threading.Event()
 
     def _rss(self) -> float:
-        import psutil
-
-        return psutil.Process().memory_info().rss / 2**20
+        return current_rss_mb()
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):

@@ -11,20 +11,27 @@ Stanford GloVe's C tool does it:
 - the loss of an epoch is ``sum 0.5 f(x) diff^2 / nnz``, accumulated in float64 while
   training (the C tool's "cost").
 
-The order over the non-zeros is shuffled every epoch with a generator seeded by
-``(seed, epoch)``, so an epoch can be replayed (and resumed) on its own.
-
 Two back ends:
 
-- CPU (numba): one SGD step per non-zero, as the C tool. With ``threads=T > 1`` the
-  non-zeros are split into ``T x T`` blocks by ``(row % T, col % T)`` and each epoch runs
-  ``T`` strata of ``T`` blocks that share no parameter row (stratified SGD, Gemulla et
-  al. 2011) instead of the C tool's lock-free Hogwild: just as fast, and still
-  bit-identical run to run for a given seed and thread count (a different ``threads``
-  gives a different, equally good, order).
-- GPU (torch, chosen when ``device`` resolves to cuda): shuffled minibatches of
-  ``batch_size`` non-zeros; every row's updates within a batch are computed from the
-  same parameters and summed with ``index_add_`` (a synchronous version of Hogwild).
+- CPU (numba): one SGD step per non-zero, as the C tool. The non-zeros are split into
+  ``T x T`` blocks by ``(row % T, col % T)`` (``T = threads``) and each epoch runs ``T``
+  strata of ``T`` blocks that share no parameter row (stratified SGD, Gemulla et al.
+  2011) instead of the C tool's lock-free Hogwild: just as fast, and bit-identical run to
+  run for a given seed and thread count (a different ``threads`` gives a different,
+  equally good, order). The non-zeros are streamed from disk (:mod:`pipeline.glove.pages`):
+  each block is cut once into random pages of about 65,536 entries, and every epoch
+  visits the pages of a block in a new random order and the entries of a page in a new
+  random order, both drawn from ``(seed, epoch, block)``. Memory: the parameters and one
+  page per thread, whatever the number of non-zeros (Stanford's tool likewise reads a
+  once-shuffled file in pieces, in the same order every epoch).
+- GPU (torch, chosen when ``device`` resolves to cuda): the whole matrix on the device,
+  minibatches of ``batch_size`` non-zeros of an order shuffled every epoch with a
+  generator seeded by ``(seed, epoch)``; every row's updates within a batch are computed
+  from the same parameters and summed with ``index_add_`` (a synchronous version of
+  Hogwild).
+
+Either way an epoch's order is a function of the seed and the epoch only, so an epoch
+can be replayed (and resumed) on its own.
 
 Checkpoints (``checkpoint_dir``/``glove.npz``, written atomically after each epoch, no
 pickle) hold the parameters, the AdaGrad sums, the losses so far and a fingerprint of
@@ -42,8 +49,10 @@ from __future__ import annotations
 import logging
 import math
 import os
+import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -55,6 +64,8 @@ from pipeline.core import checkpoint
 from pipeline.core.devices import resolve_device
 from pipeline.core.divergence import check_loss, check_weights
 from pipeline.core.errors import DataError
+from pipeline.glove.pages import PAGE_ENTRIES, READ_CHUNK, PageReader, Pages, build_pages
+from pipeline.glove.triples import ArrayTriples, NpzTriples, TriplesDigest
 
 log = logging.getLogger(__name__)
 
@@ -138,35 +149,29 @@ def _sgd_range(rows, cols, logx, fx, order, start, stop, W, C, bw, bc, gW, gC, g
     return cost
 
 
-@numba.njit(cache=True, parallel=True, nogil=True)
-def _sgd_strata(rows, cols, logx, fx, order, offsets, n_threads, W, C, bw, bc, gW, gC, gbw,
-                gbc, eta, clip):  # fmt: skip
-    """One epoch over the blocks of ``order`` (see :func:`block_order`), ``n_threads``
-    blocks at a time. In stratum ``s`` thread ``t`` trains block ``(t, (t + s) % T)``:
-    concurrent blocks share no row of ``W`` and no row of ``C``, so the result does not
-    depend on thread timing (bit-identical run to run)."""
-    costs = np.zeros(n_threads * n_threads)
-    for s in range(n_threads):
-        for t in numba.prange(n_threads):
-            b = t * n_threads + (t + s) % n_threads
-            costs[b] = _sgd_range(rows, cols, logx, fx, order, offsets[b], offsets[b + 1],
-                                  W, C, bw, bc, gW, gC, gbw, gbc, eta, clip)  # fmt: skip
-    total = 0.0
-    for b in range(n_threads * n_threads):
-        total += costs[b]
-    return total
+def load_kernel(precision: str = "float32") -> None:
+    """Load the CPU kernel for ``precision`` from numba's cache (compiling it the first
+    time) now, on empty arrays: part of a process's footprint, the same for any corpus."""
+    dtype = np.dtype(precision)
+    ids, x, w = np.zeros(0, np.int32), np.zeros(0, dtype), np.zeros((0, 1), dtype)
+    _sgd_range(ids, ids, x, x, ids, 0, 0, w, w, x, x, w, w, x, x, dtype.type(0), dtype.type(1))
 
 
 # --------------------------------------------------------------------------- helpers
-def fingerprint(cfg: GloveConfig, device: str, rows, cols, values, vocab_size: int) -> str:
-    """sha256 of the settings that change the result and of the input matrix."""
+def fingerprint(cfg: GloveConfig, device: str, digest: str, vocab_size: int,
+                page_entries: int = PAGE_ENTRIES) -> str:  # fmt: skip
+    """sha256 of the settings that change the result and of the input matrix (its
+    :class:`~pipeline.glove.triples.TriplesDigest`)."""
     keys = ("dim", "x_max", "alpha", "lr", "seed", "grad_clip", "precision", "threads")
     settings = {k: asdict(cfg)[k] for k in keys}
-    settings["backend"] = "torch" if device != "cpu" else "numba"
     if device != "cpu":
+        settings["backend"] = "torch"
         settings["batch_size"] = cfg.batch_size
+    else:
+        settings["backend"] = "numba-pages"
+        settings["page_entries"] = page_entries
     settings["vocab_size"] = vocab_size
-    return checkpoint.fingerprint(settings, arrays=(rows, cols, values))
+    return checkpoint.fingerprint(settings, texts=(digest,))
 
 
 def untrained_loss(logx: np.ndarray, fx: np.ndarray) -> float:
@@ -185,22 +190,6 @@ def epoch_order(seed: int, epoch: int, nnz: int) -> np.ndarray:
     rng = np.random.default_rng(np.random.SeedSequence([seed, epoch]))
     order = rng.permutation(nnz)
     return order.astype(np.int32) if nnz < 2**31 else order
-
-
-def block_order(rows, cols, n_blocks: int, seed: int, epoch: int):
-    """Epoch order grouped by block ``(row % T, col % T)``, shuffled within each block.
-
-    Returns ``(order, offsets)``: block ``b = (row % T) * T + col % T`` is
-    ``order[offsets[b]:offsets[b + 1]]``. With ``T = 1`` this is :func:`epoch_order`.
-    """
-    order = epoch_order(seed, epoch, rows.size)
-    if n_blocks == 1:
-        return order, np.array([0, rows.size], np.int64)
-    block = (rows[order] % n_blocks) * n_blocks + cols[order] % n_blocks
-    grouped = np.argsort(block, kind="stable")  # keeps the shuffled order inside a block
-    offsets = np.zeros(n_blocks * n_blocks + 1, np.int64)
-    offsets[1:] = np.cumsum(np.bincount(block, minlength=n_blocks * n_blocks))
-    return order[grouped], offsets
 
 
 def init_params(vocab_size: int, dim: int, seed: int, dtype) -> dict[str, np.ndarray]:
@@ -222,17 +211,6 @@ def init_params(vocab_size: int, dim: int, seed: int, dtype) -> dict[str, np.nda
     }
 
 
-def _check_input(rows, cols, values, vocab_size):
-    if not (rows.shape == cols.shape == values.shape) or rows.ndim != 1:
-        raise DataError("co-occurrences: rows, cols and values must be 1-D of equal length")
-    if rows.size == 0:
-        raise DataError("co-occurrences: the matrix is empty (no word pairs in the corpus)")
-    if not np.all(values > 0) or not np.all(np.isfinite(values)):
-        raise DataError("co-occurrences: values must be positive and finite")
-    if min(rows.min(), cols.min()) < 0 or max(rows.max(), cols.max()) >= vocab_size:
-        raise DataError(f"co-occurrences: indices outside [0, {vocab_size})")
-
-
 # --------------------------------------------------------------------------- training
 def train_glove(
     rows: np.ndarray,
@@ -243,7 +221,38 @@ def train_glove(
     on_epoch_end: Callable[[int, float], None] | None = None,
     progress: bool = True,
 ) -> GloveResult:
-    """Train GloVe on the co-occurrence matrix given as ``(rows, cols, values)``.
+    """Train GloVe on the co-occurrence matrix given as arrays ``(rows, cols, values)``;
+    see :func:`train_glove_on`."""
+    triples = ArrayTriples(rows, cols, values, vocab_size)
+    return train_glove_on(triples, cfg, on_epoch_end=on_epoch_end, progress=progress)
+
+
+def train_glove_file(
+    path: str | os.PathLike,
+    cfg: GloveConfig,
+    on_epoch_end: Callable[[int, float], None] | None = None,
+    progress: bool = True,
+) -> GloveResult:
+    """Train GloVe on a ``cooccur.npz``, read a chunk at a time; see :func:`train_glove_on`."""
+    return train_glove_on(NpzTriples(path), cfg, on_epoch_end=on_epoch_end, progress=progress)
+
+
+def train_glove_on(
+    triples: ArrayTriples | NpzTriples,
+    cfg: GloveConfig,
+    on_epoch_end: Callable[[int, float], None] | None = None,
+    progress: bool = True,
+    *,
+    page_entries: int = PAGE_ENTRIES,
+    read_chunk: int = READ_CHUNK,
+) -> GloveResult:
+    """Train GloVe on the co-occurrence triples of ``triples``.
+
+    On the CPU the triples are read ``read_chunk`` at a time and written once as shuffled
+    pages of about ``page_entries`` entries (:mod:`pipeline.glove.pages`) into a temporary
+    folder inside ``cfg.checkpoint_dir`` (the system's temporary folder when checkpoints
+    are off), removed at the end; the result does not depend on ``read_chunk``, nor on
+    where the triples come from.
 
     ``on_epoch_end(epoch, loss)`` (1-based epoch) is called after each epoch, once its
     checkpoint is written (also for epochs replayed from a checkpoint, so a logger sees
@@ -257,59 +266,64 @@ def train_glove(
     """
     from tqdm import tqdm
 
-    _check_input(rows, cols, values, vocab_size)
+    if triples.nnz == 0:
+        raise DataError(f"{triples.where}: the matrix is empty (no word pairs in the corpus)")
     device = resolve_device(cfg.device, "glove.device")
     dtype = np.dtype(cfg.precision)
-    rows = np.ascontiguousarray(rows, dtype=np.int32)
-    cols = np.ascontiguousarray(cols, dtype=np.int32)
-    values = np.ascontiguousarray(values, dtype=np.float32)
-    nnz = rows.size
-    fp = fingerprint(cfg, device, rows, cols, values, vocab_size)
+    vocab_size, nnz = triples.vocab_size, triples.nnz
     ckpt = Path(cfg.checkpoint_dir) / CHECKPOINT_FILE if cfg.checkpoint_dir else None
 
-    start, losses, params = 0, [], None
-    if ckpt is not None:
-        loaded = checkpoint.load_npz(ckpt, fp, PARAM_NAMES, max_epoch=cfg.epochs)
-        if loaded is not None:
-            start, losses, params = loaded.epoch, loaded.state["losses"], loaded.arrays
-            log.info("resuming from %s after epoch %d", ckpt, start)
-    if params is None:
-        params = init_params(vocab_size, cfg.dim, cfg.seed, dtype)
-    if on_epoch_end is not None:
-        for e, loss in enumerate(losses, start=1):
-            on_epoch_end(e, loss)
+    def constants(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-entry ``log x`` and ``f(x)``, computed in float64, in the parameter dtype."""
+        logx = np.log(values.astype(np.float64)).astype(dtype)
+        return logx, weighting(values, cfg.x_max, cfg.alpha).astype(dtype)
 
-    # (nnz,) per-entry constants, computed once
-    logx = np.log(values.astype(np.float64)).astype(dtype)
-    fx = weighting(values, cfg.x_max, cfg.alpha).astype(dtype)
-    reference = untrained_loss(logx, fx)
+    with tempfile.TemporaryDirectory(prefix="glove-pages-", dir=_scratch_parent(cfg)) as tmp:
+        backend = _BACKENDS["cpu" if device == "cpu" else "torch"]
+        step = backend(triples, cfg, device, constants, scratch=Path(tmp),
+                       page_entries=page_entries, read_chunk=read_chunk)  # fmt: skip
+        try:
+            fp = fingerprint(cfg, device, step.digest, vocab_size, page_entries)
+            start, losses, params = 0, [], None
+            if ckpt is not None:
+                loaded = checkpoint.load_npz(ckpt, fp, PARAM_NAMES, max_epoch=cfg.epochs)
+                if loaded is not None:
+                    start, losses, params = loaded.epoch, loaded.state["losses"], loaded.arrays
+                    log.info("resuming from %s after epoch %d", ckpt, start)
+            if params is None:
+                params = init_params(vocab_size, cfg.dim, cfg.seed, dtype)
+            if on_epoch_end is not None:
+                for e, loss in enumerate(losses, start=1):
+                    on_epoch_end(e, loss)
+            step.start(params)
 
-    backend = _BACKENDS["cpu" if device == "cpu" else "torch"]
-    step = backend(rows, cols, logx, fx, params, cfg, device)
+            seconds: list[float] = []
+            bar = tqdm(range(start, cfg.epochs), desc="glove", unit="epoch",
+                       disable=not progress, initial=start, total=cfg.epochs)  # fmt: skip
+            for epoch in bar:
+                t0 = time.perf_counter()
+                total = step(epoch)
+                loss = float(total) / nnz
+                when = f"in epoch {epoch + 1}"
+                check_loss(loss, step.reference, where="glove", lr_key="glove.lr",
+                           lr=cfg.lr, when=when)  # fmt: skip
+                # the parameters where they live (numpy or torch tensors): no copy
+                check_weights(((k, step.p[k]) for k in ("W", "C", "bw", "bc")),
+                              where="glove", lr_key="glove.lr", lr=cfg.lr, when=when)  # fmt: skip
+                seconds.append(time.perf_counter() - t0)
+                losses.append(loss)
+                if ckpt is not None:
+                    checkpoint.save_npz(ckpt, fp, epoch + 1, step.state(), {"losses": losses})
+                bar.set_postfix(loss=f"{loss:.5f}")
+                if on_epoch_end is not None:
+                    on_epoch_end(epoch + 1, loss)
+            bar.close()
+            final = step.state()
+        finally:
+            step.close()
 
-    seconds: list[float] = []
-    bar = tqdm(range(start, cfg.epochs), desc="glove", unit="epoch", disable=not progress,
-               initial=start, total=cfg.epochs)  # fmt: skip
-    for epoch in bar:
-        t0 = time.perf_counter()
-        total = step(epoch)
-        loss = float(total) / nnz
-        when = f"in epoch {epoch + 1}"
-        check_loss(loss, reference, where="glove", lr_key="glove.lr", lr=cfg.lr, when=when)
-        # the parameters where they live (numpy or torch tensors): no copy
-        check_weights(((k, step.p[k]) for k in ("W", "C", "bw", "bc")),
-                      where="glove", lr_key="glove.lr", lr=cfg.lr, when=when)  # fmt: skip
-        seconds.append(time.perf_counter() - t0)
-        losses.append(loss)
-        if ckpt is not None:
-            checkpoint.save_npz(ckpt, fp, epoch + 1, step.state(), {"losses": losses})
-        bar.set_postfix(loss=f"{loss:.5f}")
-        if on_epoch_end is not None:
-            on_epoch_end(epoch + 1, loss)
-    bar.close()
-
-    final = step.state()
-    W, C = final["W"].astype(np.float32), final["C"].astype(np.float32)
+    W = final["W"].astype(np.float32, copy=False)
+    C = final["C"].astype(np.float32, copy=False)
     if cfg.output == "sum":
         vectors = W + C
     elif cfg.output == "w":
@@ -318,9 +332,7 @@ def train_glove(
         vectors = np.concatenate([W, C], axis=1)
     # words with no co-occurrence (specials, words never inside a window) were never
     # trained: zero rows, so they never come out as neighbours
-    seen = np.zeros(vocab_size, bool)
-    seen[rows] = True
-    vectors[~seen] = 0.0
+    vectors[~step.seen] = 0.0
     return GloveResult(
         vectors=vectors,
         losses=losses,
@@ -331,46 +343,116 @@ def train_glove(
     )
 
 
-class _CpuEpoch:
-    """One epoch of per-non-zero AdaGrad with the numba kernels (parameters in place)."""
+def _scratch_parent(cfg: GloveConfig) -> str | None:
+    """Where the pages go: inside the checkpoint folder (next to the data), if any."""
+    if not cfg.checkpoint_dir:
+        return None
+    Path(cfg.checkpoint_dir).mkdir(parents=True, exist_ok=True)
+    return cfg.checkpoint_dir
 
-    def __init__(self, rows, cols, logx, fx, params, cfg, device="cpu"):
-        dtype = params["W"].dtype
-        self.args = (rows, cols, logx, fx)
-        self.p = params
+
+class _PagedEpoch:
+    """One epoch of per-non-zero AdaGrad with the numba kernel, streaming the pages of
+    :mod:`pipeline.glove.pages` (parameters updated in place).
+
+    Epoch ``e`` runs ``T`` strata; in stratum ``s`` thread ``t`` trains block
+    ``b = t * T + (t + s) % T``: its pages in the order of a permutation drawn from
+    ``(seed, e, b)``, each page's entries in the order of the next permutation drawn from
+    the same generator. Concurrent blocks share no row of ``W`` or ``C`` and every draw is
+    a function of ``(seed, e, b)``, so the result does not depend on thread timing.
+    """
+
+    def __init__(self, triples, cfg, device, constants, *, scratch: Path,
+                 page_entries: int = PAGE_ENTRIES, read_chunk: int = READ_CHUNK):  # fmt: skip
         self.cfg = cfg
-        self.eta = dtype.type(cfg.lr)
-        self.clip = dtype.type(cfg.grad_clip)
+        self.pages: Pages = build_pages(triples, scratch, threads=cfg.threads, seed=cfg.seed,
+                                        constants=constants, page_entries=page_entries,
+                                        read_chunk=read_chunk)  # fmt: skip
+        self.digest, self.seen, self.reference = (
+            self.pages.digest, self.pages.seen, self.pages.reference)  # fmt: skip
+        self.readers: list[PageReader] = []
+        self.pool: ThreadPoolExecutor | None = None
+
+    def start(self, params: dict[str, np.ndarray]) -> None:
+        dtype = params["W"].dtype
+        self.p = params
+        self.eta, self.clip = dtype.type(self.cfg.lr), dtype.type(self.cfg.grad_clip)
+        self.readers = [PageReader(self.pages) for _ in range(self.cfg.threads)]
+        if self.cfg.threads > 1:
+            self.pool = ThreadPoolExecutor(self.cfg.threads, thread_name_prefix="glove")
 
     def __call__(self, epoch: int) -> float:
-        p, cfg = self.p, self.cfg
+        T = self.cfg.threads
+        costs = np.zeros(T * T)
+        for s in range(T):
+            blocks = [t * T + (t + s) % T for t in range(T)]
+            if self.pool is None:
+                done = [self._block(blocks[0], self.readers[0], epoch)]
+            else:
+                done = list(self.pool.map(self._block, blocks, self.readers, [epoch] * T))
+            costs[blocks] = done
+            if not all(math.isfinite(c) for c in done):
+                break  # diverged: the caller raises
+        total = 0.0
+        for c in costs.tolist():  # block order: the same sum whatever the timing
+            total += c
+        return total
+
+    def _block(self, block: int, reader: PageReader, epoch: int) -> float:
+        p = self.p
         tail = (p["W"], p["C"], p["bw"], p["bc"], p["gW"], p["gC"], p["gbw"], p["gbc"],
                 self.eta, self.clip)  # fmt: skip
-        rows, cols = self.args[0], self.args[1]
-        if cfg.threads == 1:
-            order = epoch_order(cfg.seed, epoch, rows.size)
-            return _sgd_range(*self.args, order, 0, order.size, *tail)
-        order, offsets = block_order(rows, cols, cfg.threads, cfg.seed, epoch)
-        numba.set_num_threads(min(cfg.threads, numba.config.NUMBA_NUM_THREADS))
-        return _sgd_strata(*self.args, order, offsets, cfg.threads, *tail)
+        rng = np.random.default_rng(np.random.SeedSequence([self.cfg.seed, epoch, block]))
+        cost = 0.0
+        for page in rng.permutation(self.pages.pages_per_block).tolist():
+            start, stop = self.pages.page(block, page)
+            if stop == start:
+                continue
+            rows, cols, logx, fx = reader.read(start, stop)
+            order = rng.permutation(stop - start).astype(np.int32)
+            # nogil kernel: the other threads run meanwhile
+            cost += _sgd_range(rows, cols, logx, fx, order, 0, order.size, *tail)
+            if not math.isfinite(cost):
+                break
+        return cost
 
     def state(self) -> dict[str, np.ndarray]:
         return self.p
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+            self.pool = None
+        for reader in self.readers:
+            reader.close()
+        self.readers = []
 
 
 class _TorchEpoch:
     """Minibatch AdaGrad on a torch device (the GPU back end; also runs on CPU)."""
 
-    def __init__(self, rows, cols, logx, fx, params, cfg, device):
+    def __init__(self, triples, cfg, device, constants, **_paging):
         import torch
 
         self.torch = torch
         self.cfg = cfg
         self.device = torch.device(device)
-        to = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(self.device)  # noqa: E731
-        self.rows, self.cols = to(rows.astype(np.int64)), to(cols.astype(np.int64))
-        self.logx, self.fx = to(logx), to(fx)
-        self.p = {k: to(v) for k, v in params.items()}
+        rows, cols, values = triples.arrays()  # the whole matrix goes to the device
+        digest = TriplesDigest(triples.vocab_size)
+        digest.update(rows, cols, values)
+        self.digest = digest.hexdigest()
+        self.seen = np.zeros(triples.vocab_size, bool)
+        self.seen[rows] = True
+        logx, fx = constants(values)
+        self.reference = untrained_loss(logx, fx)
+        self.rows, self.cols = self._to(rows.astype(np.int64)), self._to(cols.astype(np.int64))
+        self.logx, self.fx = self._to(logx), self._to(fx)
+
+    def _to(self, array: np.ndarray):
+        return self.torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
+
+    def start(self, params: dict[str, np.ndarray]) -> None:
+        self.p = {k: self._to(v) for k, v in params.items()}
 
     def __call__(self, epoch: int) -> float:
         torch, cfg, p = self.torch, self.cfg, self.p
@@ -401,10 +483,13 @@ class _TorchEpoch:
     def state(self) -> dict[str, np.ndarray]:
         return {k: v.detach().cpu().numpy().copy() for k, v in self.p.items()}
 
+    def close(self) -> None:
+        pass
 
-# "cpu": numba per non-zero; "torch": minibatches on the resolved torch device (tests
-# swap "cpu" for the torch back end to run it on a CPU)
-_BACKENDS = {"cpu": _CpuEpoch, "torch": _TorchEpoch}
+
+# "cpu": numba per non-zero over pages; "torch": minibatches on the resolved torch device
+# (tests swap "cpu" for the torch back end to run it on a CPU)
+_BACKENDS = {"cpu": _PagedEpoch, "torch": _TorchEpoch}
 
 
 def threads_available() -> int:
