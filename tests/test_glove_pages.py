@@ -145,3 +145,13 @@ def test_empty_matrix_is_a_clear_error():
     empty = np.zeros(0, np.int32)
     with pytest.raises(DataError, match="the matrix is empty"):
         train_glove(empty, empty, empty.astype(np.float32), VOCAB, cfg(), progress=False)
+
+
+def test_pages_a_killed_run_left_behind_are_removed(tmp_path, triples):
+    path = save_npz(tmp_path / "c.npz", *triples)
+    ckpt = tmp_path / "ckpt"
+    stale = ckpt / "glove-pages-killed"
+    stale.mkdir(parents=True)
+    (stale / "block0.bin").write_bytes(b"x" * 100)
+    train_glove_file(path, cfg(checkpoint_dir=str(ckpt), epochs=1), progress=False)
+    assert not list(ckpt.glob("glove-pages-*"))  # neither the stale pages nor this run's

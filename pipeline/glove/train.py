@@ -49,6 +49,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -344,10 +345,15 @@ def train_glove_on(
 
 
 def _scratch_parent(cfg: GloveConfig) -> str | None:
-    """Where the pages go: inside the checkpoint folder (next to the data), if any."""
+    """Where the pages go: inside the checkpoint folder (next to the data), if any.
+
+    Pages a killed run left there are removed first: one run owns the folder at a time.
+    """
     if not cfg.checkpoint_dir:
         return None
     Path(cfg.checkpoint_dir).mkdir(parents=True, exist_ok=True)
+    for stale in Path(cfg.checkpoint_dir).glob("glove-pages-*"):
+        shutil.rmtree(stale, ignore_errors=True)
     return cfg.checkpoint_dir
 
 
