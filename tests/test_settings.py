@@ -44,6 +44,8 @@ BAD = [
     ("ner.trainer.bogus", 1, "ner.trainer.bogus: unknown key"),
     ("sentiment.models", ["avg", "cnn"], "sentiment.models: 'cnn' is not one of"),
     ("sentiment.batch_size", 0, "sentiment.batch_size"),
+    ("sentiment.avg.word_dropout", 1.0, "sentiment.avg.word_dropout: 1.0 is above the maximum"),
+    ("sentiment.encoder.pooling", "min", "sentiment.encoder.pooling"),
     ("lm.common.bogus", 1, "lm.common.bogus: unknown key"),
     ("lm.levels.word.bptt", 0, "lm.levels.word.bptt: 0 is below the minimum 1"),
     ("lm.bogus", 1, "lm.bogus: unknown key"),
