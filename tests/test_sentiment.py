@@ -241,6 +241,28 @@ def test_rnn_word_dropout_reads_dropped_words_as_unk():
     assert (read[3, 4:] == 0).all()  # padding stays padding
 
 
+def test_bucketed_training_batches_hold_similar_lengths_and_every_sentence_once():
+    from pipeline.seq.sentiment import make_loader
+
+    rng = np.random.default_rng(0)
+    ids = [np.arange(3, 3 + n) for n in rng.integers(1, 40, 640)]
+    labels = np.arange(640) % 2
+    bucketed = make_loader(ids, labels, 32, shuffle=True, seed=3, bucket=True)
+    plain = make_loader(ids, labels, 32, shuffle=True, seed=3)
+
+    def spread(loader) -> float:  # mean (longest - shortest) sentence of a batch
+        return float(np.mean([int(n.max() - n.min()) for _, n, _ in loader]))
+
+    assert spread(bucketed) < spread(plain) / 4
+    assert sum(len(y) for _, _, y in bucketed) == 640  # each sentence once per epoch
+    first = [n.tolist() for _, n, _ in bucketed]
+    bucketed.batch_sampler.set_epoch(1)  # as Lightning does at each epoch start
+    assert [n.tolist() for _, n, _ in bucketed] != first
+    # evaluation loaders keep the input order (predictions line up with the sentences)
+    ordered = make_loader(ids, labels, 32, shuffle=False, bucket=True)
+    assert np.concatenate([n.numpy() for _, n, _ in ordered]).tolist() == [len(x) for x in ids]
+
+
 def test_max_train_examples_draws_both_classes_from_a_label_sorted_file():
     from pipeline.seq.sentiment import stratified_split, train_subset
 

@@ -46,6 +46,7 @@ BAD = [
     ("sentiment.batch_size", 0, "sentiment.batch_size"),
     ("sentiment.avg.word_dropout", 1.0, "sentiment.avg.word_dropout: 1.0 is above the maximum"),
     ("sentiment.encoder.pooling", "min", "sentiment.encoder.pooling"),
+    ("sentiment.bucket_by_length", "yes", "sentiment.bucket_by_length: expected true or false"),
     ("lm.common.bogus", 1, "lm.common.bogus: unknown key"),
     ("lm.levels.word.bptt", 0, "lm.levels.word.bptt: 0 is below the minimum 1"),
     ("lm.bogus", 1, "lm.bogus: unknown key"),
