@@ -33,6 +33,11 @@ def test_pooling_ignores_padding():
     assert pool(out, lengths, "last").tolist() == [[3.0, 30.0], [6.0, -3.0]]
     assert pool(out, lengths, "mean").tolist() == [[2.0, 20.0], [5.0, -2.0]]
     assert pool(out, lengths, "max").tolist() == [[3.0, 30.0], [6.0, -1.0]]
+    # max then mean, side by side
+    assert pool(out, lengths, "max_mean").tolist() == [
+        [3.0, 30.0, 2.0, 20.0],
+        [6.0, -1.0, 5.0, -2.0],
+    ]
 
 
 def test_bidirectional_last_takes_backward_half_at_position_zero():
@@ -44,6 +49,8 @@ def test_bidirectional_last_takes_backward_half_at_position_zero():
 def test_classification_and_tagging_heads_shapes():
     out, lengths = _outputs()
     assert ClassificationHead(2, 5, "mean")(out, lengths).shape == (2, 5)
+    head = ClassificationHead(2, 5, "max_mean")
+    assert head.proj.in_features == 4 and head(out, lengths).shape == (2, 5)
     assert TaggingHead(2, 9)(out).shape == (2, 3, 9)
     with pytest.raises(ConfigError, match="pooling"):
         ClassificationHead(2, 2, "median")

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from pipeline.core.errors import DataError
+from pipeline.seq.encoder import EncoderConfig
 from pipeline.seq.sentiment import (
     ModelSettings,
     RnnSettings,
@@ -186,6 +187,80 @@ def test_bigrams_let_the_averaging_model_see_negation(tmp_path):
     assert "not good" in res.vocab.tokens and res.metrics["embedding_missing"] == 0
     with pytest.raises(ConfigError, match="rnn.ngrams"):
         from_mapping(SentimentConfig, {"rnn": {"ngrams": 2}}, where="sentiment")
+
+
+def test_word_dropout_drops_words_in_training_only():
+    import torch
+
+    from pipeline.seq.heads import length_mask
+    from pipeline.seq.sentiment import AveragingClassifier, RecurrentClassifier, kept_words
+
+    torch.manual_seed(0)
+    lengths = torch.tensor([1, 40, 40, 3])
+    valid = length_mask(lengths, 40)
+    keep = kept_words(lengths, 40, 0.5)  # (4, 40)
+    assert not (keep & ~valid).any()  # never a padding position
+    assert keep.sum(1).min() >= 1  # a sentence never loses every word
+    assert 20 <= int(keep[1:3].sum()) <= 60  # about half of 2 x 40 words
+    assert torch.equal(kept_words(lengths, 40, 0.0), valid)
+
+    ids, lengths = torch.randint(3, 50, (8, 6)), torch.full((8,), 6)
+    for model in (
+        AveragingClassifier(50, 4, word_dropout=0.5),
+        RecurrentClassifier(
+            EncoderConfig(cell="gru", embedding_dim=4, hidden_size=3),
+            50,
+            pooling="max_mean",
+            word_dropout=0.5,
+        ),
+    ):
+        model.eval()
+        assert torch.equal(model(ids, lengths), model(ids, lengths))  # off in evaluation
+        model.train()
+        assert not torch.equal(model(ids, lengths), model(ids, lengths))
+        model.word_dropout = 0.0
+        assert torch.equal(model(ids, lengths), model(ids, lengths))
+
+
+def test_rnn_word_dropout_reads_dropped_words_as_unk():
+    import torch
+
+    from pipeline.data.vocab import UNK
+    from pipeline.seq.sentiment import RecurrentClassifier
+
+    model = RecurrentClassifier(EncoderConfig(embedding_dim=4, hidden_size=3), 50, word_dropout=0.5)
+    seen = []
+    model.encoder.register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
+    ids, lengths = torch.randint(3, 50, (4, 10)), torch.tensor([10, 10, 10, 4])
+    ids[3, 4:] = 0
+    torch.manual_seed(1)
+    model.train()(ids, lengths)
+    read = seen[-1]
+    changed = read != ids
+    assert changed.any() and (read[changed] == UNK).all()
+    assert (read[3, 4:] == 0).all()  # padding stays padding
+
+
+def test_bucketed_training_batches_hold_similar_lengths_and_every_sentence_once():
+    from pipeline.seq.sentiment import make_loader
+
+    rng = np.random.default_rng(0)
+    ids = [np.arange(3, 3 + n) for n in rng.integers(1, 40, 640)]
+    labels = np.arange(640) % 2
+    bucketed = make_loader(ids, labels, 32, shuffle=True, seed=3, bucket=True)
+    plain = make_loader(ids, labels, 32, shuffle=True, seed=3)
+
+    def spread(loader) -> float:  # mean (longest - shortest) sentence of a batch
+        return float(np.mean([int(n.max() - n.min()) for _, n, _ in loader]))
+
+    assert spread(bucketed) < spread(plain) / 4
+    assert sum(len(y) for _, _, y in bucketed) == 640  # each sentence once per epoch
+    first = [n.tolist() for _, n, _ in bucketed]
+    bucketed.batch_sampler.set_epoch(1)  # as Lightning does at each epoch start
+    assert [n.tolist() for _, n, _ in bucketed] != first
+    # evaluation loaders keep the input order (predictions line up with the sentences)
+    ordered = make_loader(ids, labels, 32, shuffle=False, bucket=True)
+    assert np.concatenate([n.numpy() for _, n, _ in ordered]).tolist() == [len(x) for x in ids]
 
 
 def test_max_train_examples_draws_both_classes_from_a_label_sorted_file():

@@ -1,7 +1,8 @@
 """Output heads on top of :class:`pipeline.seq.encoder.SequenceEncoder` outputs.
 
 - :class:`TaggingHead`: one score vector per token (many-to-many, e.g. NER).
-- :class:`ClassificationHead`: pool the valid positions (last, mean or max) then classify
+- :class:`ClassificationHead`: pool the valid positions (last, mean, max, or max and mean
+  side by side) then classify
   (many-to-one, e.g. sentiment).
 - :class:`LMHead`: next-token logits, optionally tied to the input embedding matrix.
 - :class:`AdaptiveLMHead`: next-token log-probabilities through an adaptive softmax
@@ -17,7 +18,13 @@ from torch import nn
 
 from pipeline.core.errors import ConfigError
 
-Pooling = Literal["last", "mean", "max"]
+Pooling = Literal["last", "mean", "max", "max_mean"]
+POOLINGS = ("last", "mean", "max", "max_mean")
+
+
+def pooled_size(hidden_size: int, method: Pooling) -> int:
+    """Width of :func:`pool`'s output for outputs of width ``hidden_size``."""
+    return 2 * hidden_size if method == "max_mean" else hidden_size
 
 
 def length_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
@@ -28,7 +35,9 @@ def length_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
 def pool(
     outputs: torch.Tensor, lengths: torch.Tensor, method: Pooling, bidirectional: bool = False
 ) -> torch.Tensor:
-    """Pool ``outputs`` (B, T, H) over the valid positions of each sequence -> (B, H).
+    """Pool ``outputs`` (B, T, H) over the valid positions of each sequence -> (B, H),
+    or (B, 2H) for ``max_mean`` (the max, then the mean: the strongest cue and the overall
+    tone of the sentence).
 
     ``last`` takes the state at position length-1; for a bidirectional encoder the
     backward half is taken at position 0 instead (where the backward pass ends), so both
@@ -39,8 +48,11 @@ def pool(
     mask = length_mask(lengths, T).unsqueeze(-1)  # (B, T, 1)
     if method == "mean":
         return (outputs * mask).sum(1) / lengths[:, None].to(outputs.dtype)
-    if method == "max":
-        return outputs.masked_fill(~mask, torch.finfo(outputs.dtype).min).max(1).values
+    if method in ("max", "max_mean"):
+        top = outputs.masked_fill(~mask, torch.finfo(outputs.dtype).min).max(1).values
+        if method == "max":
+            return top
+        return torch.cat([top, (outputs * mask).sum(1) / lengths[:, None].to(outputs.dtype)], -1)
     if method == "last":
         idx = (lengths - 1).view(B, 1, 1).expand(B, 1, H)
         last = outputs.gather(1, idx).squeeze(1)  # (B, H)
@@ -48,7 +60,7 @@ def pool(
             half = H // 2
             last = torch.cat([last[:, :half], outputs[:, 0, half:]], dim=-1)
         return last
-    raise ConfigError(f"pooling: {method!r} is not one of ['last', 'mean', 'max']")
+    raise ConfigError(f"pooling: {method!r} is not one of {list(POOLINGS)}")
 
 
 class TaggingHead(nn.Module):
@@ -75,15 +87,15 @@ class ClassificationHead(nn.Module):
         bidirectional: bool = False,
     ) -> None:
         super().__init__()
-        if pooling not in ("last", "mean", "max"):
-            raise ConfigError(f"pooling: {pooling!r} is not one of ['last', 'mean', 'max']")
+        if pooling not in POOLINGS:
+            raise ConfigError(f"pooling: {pooling!r} is not one of {list(POOLINGS)}")
         self.pooling = pooling
         self.bidirectional = bidirectional
         self.dropout = nn.Dropout(dropout)
-        self.proj = nn.Linear(in_size, num_classes)
+        self.proj = nn.Linear(pooled_size(in_size, pooling), num_classes)
 
     def forward(self, outputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        pooled = pool(outputs, lengths, self.pooling, self.bidirectional)  # (B, H)
+        pooled = pool(outputs, lengths, self.pooling, self.bidirectional)  # (B, H) or (B, 2H)
         return self.proj(self.dropout(pooled))
 
 

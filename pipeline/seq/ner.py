@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -33,6 +33,7 @@ from torch import nn
 
 from pipeline.core.errors import DataError
 from pipeline.data.vocab import PAD, Vocabulary
+from pipeline.seq.batching import BucketBatchSampler
 from pipeline.seq.crf import CRF, iob2_constraints
 from pipeline.seq.encoder import (
     EncoderConfig,
@@ -273,45 +274,6 @@ def collate(batch: Sequence[EncodedSentence]) -> dict[str, torch.Tensor]:
         tags[b, :n] = torch.from_numpy(s.tags)
         chars[b, :n] = torch.from_numpy(s.chars.astype(np.int64))
     return {"words": words, "chars": chars, "shapes": shapes, "tags": tags, "lengths": lengths}
-
-
-class BucketBatchSampler(torch.utils.data.Sampler):
-    """Batches of sentences of similar length (less padding, faster RNNs).
-
-    With ``shuffle``: each epoch shuffles (seed + epoch), sorts within pools of 50 batches
-    by length, cuts batches, and shuffles the batch order. Without: sorted by length.
-    """
-
-    def __init__(self, lengths: Sequence[int], batch_size: int, shuffle: bool, seed: int = 0):
-        self.lengths = np.asarray(lengths)
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Called by Lightning at each epoch start (also on resume)."""
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return (len(self.lengths) + self.batch_size - 1) // self.batch_size
-
-    def __iter__(self) -> Iterator[list[int]]:
-        n, bs = len(self.lengths), self.batch_size
-        if not self.shuffle:
-            order = np.argsort(self.lengths, kind="stable")
-            yield from (order[i : i + bs].tolist() for i in range(0, n, bs))
-            return
-        rng = np.random.default_rng([self.seed, self.epoch])
-        order = rng.permutation(n)
-        pool = bs * 50
-        batches = []
-        for i in range(0, n, pool):
-            chunk = order[i : i + pool]
-            chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
-            batches.extend(chunk[j : j + bs].tolist() for j in range(0, len(chunk), bs))
-        for k in rng.permutation(len(batches)):
-            yield batches[k]
 
 
 def make_loader(

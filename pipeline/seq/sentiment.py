@@ -24,8 +24,9 @@ from torch.utils.data import DataLoader
 
 from pipeline.core import checkpoint
 from pipeline.core.errors import ConfigError, DataError
+from pipeline.data.vocab import UNK
 from pipeline.seq.encoder import PAD_ID, EncoderConfig, SequenceEncoder, make_embedding
-from pipeline.seq.heads import ClassificationHead, length_mask
+from pipeline.seq.heads import ClassificationHead, Pooling, length_mask
 from pipeline.seq.training import (
     TrainerSettings,
     epoch_timer,
@@ -182,9 +183,22 @@ class EpochShuffle(torch.utils.data.Sampler):
 
 
 def make_loader(
-    ids: list[np.ndarray], labels: np.ndarray, batch_size: int, shuffle: bool, seed: int = 0
+    ids: list[np.ndarray],
+    labels: np.ndarray,
+    batch_size: int,
+    shuffle: bool,
+    seed: int = 0,
+    bucket: bool = False,
 ) -> DataLoader:
-    """Batches of ``(ids, lengths, labels)``; shuffled per epoch by :class:`EpochShuffle`."""
+    """Batches of ``(ids, lengths, labels)``; shuffled per epoch by :class:`EpochShuffle`,
+    or with ``bucket`` (and ``shuffle``) by a
+    :class:`~pipeline.seq.batching.BucketBatchSampler`: sentences of similar length
+    together, batches in random order. Without ``shuffle`` the order is the input's."""
+    if bucket and shuffle:
+        from pipeline.seq.batching import BucketBatchSampler
+
+        sampler = BucketBatchSampler([len(x) for x in ids], batch_size, True, seed)
+        return DataLoader(EncodedSentences(ids, labels), batch_sampler=sampler, collate_fn=collate)
     return DataLoader(
         EncodedSentences(ids, labels),
         batch_size=batch_size,
@@ -194,8 +208,21 @@ def make_loader(
 
 
 # ---------------------------------------------------------------------------- models
+def kept_words(lengths: torch.Tensor, max_len: int, p: float) -> torch.Tensor:
+    """Word dropout mask (B, T): True at the valid positions kept, each dropped with
+    probability ``p`` (global torch RNG); a sentence that would lose every word keeps
+    them all."""
+    valid = length_mask(lengths, max_len)  # (B, T)
+    keep = valid & (torch.rand(valid.shape, device=lengths.device) >= p)
+    return torch.where(keep.any(1, keepdim=True), keep, valid)
+
+
 class AveragingClassifier(nn.Module):
-    """Mean of the embeddings of the valid positions -> dropout -> linear (logits)."""
+    """Mean of the embeddings of the valid positions -> dropout -> linear (logits).
+
+    ``word_dropout``: in training, each word is left out of the mean with this
+    probability (Iyyer et al. 2015: the model cannot lean on a few strong words).
+    """
 
     def __init__(
         self,
@@ -206,8 +233,10 @@ class AveragingClassifier(nn.Module):
         freeze_embeddings: bool = False,
         dropout: float = 0.0,
         tuned_rows: torch.Tensor | list[int] | None = None,
+        word_dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        self.word_dropout = float(word_dropout)
         # tuned_rows: only these rows train (as a delta over the frozen matrix)
         self.embedding = make_embedding(
             vocab_size, embedding_dim, embedding_matrix, freeze_embeddings, tuned_rows,
@@ -217,14 +246,22 @@ class AveragingClassifier(nn.Module):
         self.proj = nn.Linear(embedding_dim, num_classes)
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        mask = length_mask(lengths.to(ids.device), ids.shape[1]).unsqueeze(-1)  # (B, T, 1)
-        emb = self.embedding(ids) * mask  # (B, T, D)
-        mean = emb.sum(1) / lengths.to(emb.device).clamp(min=1)[:, None].to(emb.dtype)
-        return self.proj(self.dropout(mean))
+        lengths = lengths.to(ids.device)
+        if self.training and self.word_dropout > 0:
+            mask = kept_words(lengths, ids.shape[1], self.word_dropout)  # (B, T)
+        else:
+            mask = length_mask(lengths, ids.shape[1])
+        emb = self.embedding(ids) * mask.unsqueeze(-1)  # (B, T, D)
+        count = mask.sum(1, keepdim=True).clamp(min=1).to(emb.dtype)  # (B, 1)
+        return self.proj(self.dropout(emb.sum(1) / count))
 
 
 class RecurrentClassifier(nn.Module):
-    """:class:`SequenceEncoder` -> pooled head (last / mean / max) -> logits."""
+    """:class:`SequenceEncoder` -> pooled head (last / mean / max / max_mean) -> logits.
+
+    ``word_dropout``: in training, each word is read as ``<unk>`` with this probability
+    (the sentence keeps its length and word order).
+    """
 
     def __init__(
         self,
@@ -232,10 +269,12 @@ class RecurrentClassifier(nn.Module):
         vocab_size: int,
         num_classes: int = 2,
         embedding_matrix: torch.Tensor | None = None,
-        pooling: Literal["last", "mean", "max"] = "last",
+        pooling: Pooling = "last",
         tuned_rows: torch.Tensor | list[int] | None = None,
+        word_dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        self.word_dropout = float(word_dropout)
         self.encoder = SequenceEncoder(config, vocab_size, embedding_matrix, tuned_rows=tuned_rows)
         self.head = ClassificationHead(
             self.encoder.output_size,
@@ -246,6 +285,10 @@ class RecurrentClassifier(nn.Module):
         )
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        if self.training and self.word_dropout > 0:
+            valid = length_mask(lengths.to(ids.device), ids.shape[1])
+            dropped = valid & ~kept_words(lengths.to(ids.device), ids.shape[1], self.word_dropout)
+            ids = ids.masked_fill(dropped, UNK)
         return self.head(self.encoder(ids, lengths), lengths)
 
 
@@ -258,7 +301,8 @@ class RnnSettings:
     hidden_size: int = field(default=100, metadata={"min": 1})
     num_layers: int = field(default=1, metadata={"min": 1})
     bidirectional: bool = True
-    pooling: Literal["last", "mean", "max"] = "max"
+    #: max_mean: the max and the mean of the outputs side by side (twice the head's input)
+    pooling: Literal["last", "mean", "max", "max_mean"] = "max"
 
 
 @dataclass(frozen=True)
@@ -272,6 +316,9 @@ class ModelSettings:
     #: 2: the averaging model also averages bigram embeddings (fastText, Joulin et al.
     #: 2017), which see local word order ("not good"); the recurrent model takes 1 only
     ngrams: int = field(default=1, metadata={"min": 1, "max": 2})
+    #: probability of dropping each training word (avg: left out of the mean; rnn: read
+    #: as <unk>); 0 = off
+    word_dropout: float = field(default=0.0, metadata={"min": 0.0, "max": 0.9})
 
 
 @dataclass(frozen=True)
@@ -287,6 +334,8 @@ class SentimentConfig:
     embedding (valid and test words unseen in training keep their vector);
     ``tune_embeddings``: ``all`` rows train, or only the ``listed`` rows of the training
     words (the pretrained rows stay frozen; cheap with a 400k-word vocabulary).
+    ``bucket_by_length``: training batches of sentences of similar length (fewer
+    recurrent steps per batch: faster, and other batches than random ones).
     ``probe``: the word-order probe scored after training
     (:mod:`pipeline.seq.word_order_probe`).
     ``resume``: continue from ``<checkpoint_dir>/last.ckpt`` when it was written by a run
@@ -305,6 +354,7 @@ class SentimentConfig:
     split_seed: int = 0
     max_train_examples: int | None = field(default=None, metadata={"min": 10})
     batch_size: int = field(default=64, metadata={"min": 1})
+    bucket_by_length: bool = False
     resume: bool = False
     avg: ModelSettings = field(default_factory=lambda: ModelSettings(lr=5e-3, dropout=0.2))
     rnn: ModelSettings = field(default_factory=ModelSettings)
@@ -342,6 +392,7 @@ def build_model(
             cfg.freeze_embeddings,
             cfg.avg.dropout,
             tuned_rows=rows,
+            word_dropout=cfg.avg.word_dropout,
         )
     if kind == "rnn":
         e = cfg.encoder
@@ -355,7 +406,9 @@ def build_model(
             freeze_embeddings=cfg.freeze_embeddings,
             tune_embeddings=cfg.tune_embeddings,
         )
-        return RecurrentClassifier(enc, vocab_size, 2, embedding_matrix, e.pooling, rows)
+        return RecurrentClassifier(
+            enc, vocab_size, 2, embedding_matrix, e.pooling, rows, cfg.rnn.word_dropout
+        )
     raise DataError(f"sentiment.models: unknown model {kind!r} (known: avg, rnn)")
 
 
@@ -614,7 +667,12 @@ def fit_sentiment(
 
     def loader(idx: np.ndarray, shuffle: bool) -> DataLoader:
         return make_loader(
-            [ids[i] for i in idx], labels[idx], cfg.batch_size, shuffle, seed=cfg.trainer.seed
+            [ids[i] for i in idx],
+            labels[idx],
+            cfg.batch_size,
+            shuffle,
+            seed=cfg.trainer.seed,
+            bucket=cfg.bucket_by_length,
         )
 
     info = train_classifier(
