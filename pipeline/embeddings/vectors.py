@@ -380,8 +380,9 @@ class Embeddings:
                     fh.write(w.encode("utf-8") + b" " + row.tobytes() + b"\n")
             else:
                 row_format = " ".join(["%.9g"] * self.dim)
-                for w, row in zip(self._words, vecs.tolist(), strict=True):
-                    fh.write(f"{w} {row_format % tuple(row)}\n".encode())
+                # row by row: the whole matrix as Python floats would take ~30 bytes a value
+                for w, row in zip(self._words, vecs, strict=True):
+                    fh.write(f"{w} {row_format % tuple(row.tolist())}\n".encode())
         return path
 
     @classmethod
