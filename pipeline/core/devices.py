@@ -9,8 +9,11 @@ def resolve_device(device: str, key: str = "device") -> str:
     """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``.
 
     An explicit ``cuda`` without a GPU is a :class:`ConfigError` naming ``key``
-    (e.g. ``glove.device``), rather than a crash deep inside torch.
+    (e.g. ``glove.device``), rather than a crash deep inside torch. An explicit ``cpu``
+    does not import torch (about 200 MB of a process that trains on numba alone).
     """
+    if device == "cpu":
+        return device
     try:
         import torch
 
