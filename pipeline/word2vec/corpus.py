@@ -49,15 +49,17 @@ def make_corpus(
             f"corpus id {int(ids[bad])} at position {bad} is outside the vocabulary "
             f"(size {vocab_size})"
         )
-    is_eos = ids == EOS
-    sid = np.cumsum(is_eos) - is_eos  # sentence number; <eos> belongs to its sentence
+    # Sentence s of ids runs up to and including its <eos>; its training words are the
+    # kept ids in it. Counted per sentence with reduceat, so that no (N,) int64 array
+    # (sentence number per word) is made: the corpus itself is the largest array here.
     keep = ids >= N_SPECIAL
-    words = ids[keep].astype(np.int32)
-    sids = sid[keep]
-    starts = np.flatnonzero(np.diff(sids)) + 1
-    bounds = np.concatenate([[0], starts, [words.shape[0]]]).astype(np.int64)
-    if words.shape[0] == 0:
-        bounds = np.zeros(1, dtype=np.int64)
+    words = ids[keep].astype(np.int32, copy=False)
+    starts = np.flatnonzero(ids == EOS) + 1
+    starts = np.concatenate([[0], starts[starts < ids.shape[0]]]).astype(np.int64)
+    if ids.shape[0] == 0:
+        starts = starts[:0]
+    per_sentence = np.add.reduceat(keep, starts, dtype=np.int64) if starts.size else starts
+    bounds = np.unique(np.concatenate([[0], np.cumsum(per_sentence)]).astype(np.int64))
     lengths = np.diff(bounds)
     if lengths.size and lengths.max() > max_sentence_length:
         extra = [
@@ -66,8 +68,17 @@ def make_corpus(
             if e - b > max_sentence_length
         ]
         bounds = np.unique(np.concatenate([bounds, *extra]))
-    counts = np.bincount(words, minlength=vocab_size).astype(np.int64)
+    counts = word_counts(words, vocab_size)
     return TrainingWords(words=words, bounds=bounds, counts=counts)
+
+
+def word_counts(words: np.ndarray, vocab_size: int, chunk: int = 1 << 20) -> np.ndarray:
+    """int64 (V,) counts of ``words``, a chunk at a time (``np.bincount`` copies its input
+    to int64 first: chunks keep that copy small)."""
+    counts = np.zeros(vocab_size, dtype=np.int64)
+    for a in range(0, words.shape[0], chunk):
+        counts += np.bincount(words[a : a + chunk], minlength=vocab_size)
+    return counts
 
 
 def huffman_tree(corpus: TrainingWords):

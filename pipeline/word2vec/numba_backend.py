@@ -49,7 +49,6 @@ class NumbaTrainer:
             self.codes = np.zeros((1, 1), np.uint8)
             self.points = np.zeros((1, 1), np.int32)
             self.lengths = np.zeros(1, np.int32)
-        self.sig, self.logsig = K.sigmoid_tables()
         self.arch = K.ARCH_SG if cfg.architecture == "sg" else K.ARCH_CBOW
         self.out = {"ns": K.OUT_NS, "hs": K.OUT_HS, "softmax": K.OUT_SOFTMAX}[cfg.output]
         self.diverged_lr: float | None = None
@@ -57,9 +56,9 @@ class NumbaTrainer:
         c = corpus
         K.train_job(
             self.syn0, self.syn1, self.syn1neg, c.words, c.bounds, 0, 0, self.keep,
-            self.prob, self.alias, self.codes, self.points, self.lengths, self.sig,
-            self.logsig, self.arch, self.out, cfg.negative, cfg.window, cfg.cbow_mean,
-            cfg.start_lr, cfg.min_lr, 0, max(1, cfg.epochs * c.num_words), 1,
+            self.prob, self.alias, self.codes, self.points, self.lengths, self.arch,
+            self.out, cfg.negative, cfg.window, cfg.cbow_mean, cfg.start_lr, cfg.min_lr, 0,
+            max(1, cfg.epochs * c.num_words), 1,
             cfg.context == "left",
         )  # fmt: skip
 
@@ -69,9 +68,9 @@ class NumbaTrainer:
         done_before = epoch * c.num_words + int(c.bounds[s0])
         return self.K.train_job(
             self.syn0, self.syn1, self.syn1neg, c.words, c.bounds, s0, s1, self.keep,
-            self.prob, self.alias, self.codes, self.points, self.lengths, self.sig,
-            self.logsig, self.arch, self.out, cfg.negative, cfg.window, cfg.cbow_mean,
-            cfg.start_lr, cfg.min_lr, done_before, cfg.epochs * c.num_words,
+            self.prob, self.alias, self.codes, self.points, self.lengths, self.arch,
+            self.out, cfg.negative, cfg.window, cfg.cbow_mean, cfg.start_lr, cfg.min_lr,
+            done_before, cfg.epochs * c.num_words,
             job_seed(cfg.seed, epoch, j), cfg.context == "left",
         )  # fmt: skip
 

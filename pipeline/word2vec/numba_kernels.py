@@ -15,6 +15,12 @@ the loss uses the asymptote of softplus.
 Shapes: ``syn0`` (V, D) input vectors; ``syn1neg`` (V, D) output vectors for negative
 sampling; ``syn1`` (V - 1, D) inner nodes for hierarchical softmax or (V, D) output
 vectors for the full softmax. All float32, C-contiguous.
+
+The loops over a sentence's words live in one compiled function
+(:func:`_train_sentence`, called once per sentence) and call helpers with scalar
+arguments only: numba counts a reference with an atomic add each time an array is passed
+to a compiled function or sliced into a view, and done per (input, target) pair those
+atomic adds cost about as much time as the arithmetic and serialise the threads' stores.
 """
 
 from __future__ import annotations
@@ -90,22 +96,25 @@ def build_alias(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return prob.astype(np.float32), alias.astype(np.int32)
 
 
+# The tables are constants of the compiled kernels (numba freezes global arrays into the
+# code), so no kernel takes them as an argument.
+SIGMOID_TABLE, LOG_SIGMOID_TABLE = sigmoid_tables()
+
+
 @njit(cache=True, nogil=True)
 def _lcg(r):
     return (r * _LCG_A + 11) & _MASK48
 
 
 @njit(cache=True, nogil=True)
-def _draw(r, prob, alias):
-    """One alias-table draw; returns (id, new state)."""
-    n = prob.shape[0]
+def _alias_slot(r, n):
+    """The two uniforms of one alias-table draw from ``n`` entries: (entry, u, new state);
+    the sample is the entry if ``u < prob[entry]``, else ``alias[entry]``."""
     r = _lcg(r)
     idx = (((r >> 16) & 0xFFFFFFFF) * n) >> 32
     r = _lcg(r)
     u = np.float32(((r >> 24) & 0xFFFFFF) * (1.0 / 16777216.0))
-    if u >= prob[idx]:
-        idx = alias[idx]
-    return idx, r
+    return idx, u, r
 
 
 @njit(cache=True, nogil=True)
@@ -114,21 +123,21 @@ def sample_negatives(prob, alias, n, seed):
     out = np.empty(n, dtype=np.int64)
     r = np.int64(seed) & _MASK48
     for i in range(n):
-        idx, r = _draw(r, prob, alias)
-        out[i] = idx
+        idx, u, r = _alias_slot(r, prob.shape[0])
+        out[i] = idx if u < prob[idx] else alias[idx]
     return out
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
-def _sig_loss(f, label, sig_t, logsig_t):
+def _sig_loss(f, label):
     """(sigmoid(f), -log p(label | f)) from the tables; NaN propagates into the loss."""
     if f > -MAX_EXP and f < MAX_EXP:
         i = int((f + MAX_EXP) * (EXP_TABLE_SIZE / MAX_EXP / 2.0))
-        s = sig_t[i]
+        s = SIGMOID_TABLE[i]
         if label == 1:
-            loss = -logsig_t[i]
+            loss = -LOG_SIGMOID_TABLE[i]
         else:
-            loss = -logsig_t[EXP_TABLE_SIZE - 1 - i]
+            loss = -LOG_SIGMOID_TABLE[EXP_TABLE_SIZE - 1 - i]
         return s, loss
     if f >= MAX_EXP:
         return np.float32(1.0), (0.0 if label == 1 else f)
@@ -138,103 +147,147 @@ def _sig_loss(f, label, sig_t, logsig_t):
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
-def _ns_update(l1, neu1e, syn1neg, target, negative, prob, alias, alpha, r, sig_t, logsig_t):
-    """Negative sampling for one (input vector, target word); accumulates into neu1e."""
-    dim = l1.shape[0]
-    loss = 0.0
-    for k in range(negative + 1):
-        if k == 0:
-            w = target
-            label = 1
-        else:
-            w, r = _draw(r, prob, alias)
-            if w == target:
+def _train_sentence(
+    sent, n, syn0, syn1, syn1neg, h, neu1e, logits, prob, alias, codes, points, lengths,
+    arch, out, negative, window, cbow_mean, left_only, alpha, r, loss, updates,
+):  # fmt: skip
+    """Train the (subsampled) sentence ``sent[:n]`` at learning rate ``alpha``.
+
+    ``h`` (1, D) holds the input vector of each update: a copy of the context word's row
+    of ``syn0`` (skip-gram) or the mean / sum of the context rows (CBOW); ``neu1e`` (D,)
+    the input's gradient; ``logits`` (V,) the full softmax's scores. Adds to ``loss``
+    and ``updates``; returns them with the new random state ``r``.
+    """
+    dim = syn0.shape[1]
+    n_ids = prob.shape[0]
+    for i in range(n):
+        r = _lcg(r)
+        b = ((r >> 16) & 0xFFFFFFFF) % window  # reduced window: window - b
+        lo_j = i - window + b
+        if lo_j < 0:
+            lo_j = 0
+        hi_j = i + window + 1 - b
+        if left_only:
+            hi_j = i  # words before the centre only
+        if hi_j > n:
+            hi_j = n
+        target = sent[i]
+        inputs = hi_j - lo_j  # skip-gram: one update per context word
+        cw = 0
+        if arch == ARCH_CBOW:
+            for d in range(dim):
+                h[0, d] = 0.0
+            for j in range(lo_j, hi_j):
+                if j == i:
+                    continue
+                c = sent[j]
+                for d in range(dim):
+                    h[0, d] += syn0[c, d]
+                cw += 1
+            if cw == 0:
                 continue
-            label = 0
-        f = np.float32(0.0)
-        for d in range(dim):
-            f += l1[d] * syn1neg[w, d]
-        s, lo = _sig_loss(f, label, sig_t, logsig_t)
-        loss += lo
-        if f != f:
-            continue
-        g = np.float32((label - s) * alpha)
-        for d in range(dim):
-            neu1e[d] += g * syn1neg[w, d]
-            syn1neg[w, d] += g * l1[d]
-    return loss, r
-
-
-@njit(cache=True, nogil=True, fastmath=FASTMATH)
-def _hs_update(l1, neu1e, syn1, target, codes, points, lengths, alpha, sig_t, logsig_t):
-    """Hierarchical softmax along the Huffman path of ``target``."""
-    dim = l1.shape[0]
-    loss = 0.0
-    for j in range(lengths[target]):
-        p = points[target, j]
-        label = 1 - np.int64(codes[target, j])  # word2vec: predict 1 - code
-        f = np.float32(0.0)
-        for d in range(dim):
-            f += l1[d] * syn1[p, d]
-        s, lo = _sig_loss(f, label, sig_t, logsig_t)
-        loss += lo
-        if not (f > -MAX_EXP and f < MAX_EXP):
-            continue  # word2vec skips saturated nodes (and NaN)
-        g = np.float32((label - s) * alpha)
-        for d in range(dim):
-            neu1e[d] += g * syn1[p, d]
-            syn1[p, d] += g * l1[d]
-    return loss
-
-
-@njit(cache=True, nogil=True, fastmath=FASTMATH)
-def _softmax_update(l1, neu1e, syn1, target, logits, alpha):
-    """Full softmax over all V output vectors: O(V * D) per update (why it is slow)."""
-    dim = l1.shape[0]
-    nv = syn1.shape[0]
-    m = -np.inf
-    for v in range(nv):
-        f = np.float32(0.0)
-        for d in range(dim):
-            f += l1[d] * syn1[v, d]
-        logits[v] = f
-        if f > m:
-            m = f
-    lt = logits[target]
-    z = 0.0
-    for v in range(nv):
-        e = np.exp(logits[v] - m)
-        logits[v] = e
-        z += e
-    loss = -((lt - m) - np.log(z))  # -log p(target), stable when p underflows
-    if loss != loss:
-        return loss + 0.0
-    for v in range(nv):
-        g = np.float32(alpha * ((1.0 if v == target else 0.0) - logits[v] / z))
-        for d in range(dim):
-            neu1e[d] += g * syn1[v, d]
-            syn1[v, d] += g * l1[d]
-    return loss
-
-
-@njit(cache=True, nogil=True, fastmath=FASTMATH, inline="always")
-def _output_update(h, neu1e, out, syn1, syn1neg, target, negative, prob, alias, codes,
-                   points, lengths, logits, alpha, r, sig_t, logsig_t):  # fmt: skip
-    """The output layer ``out`` (NS, HS or full softmax) for input vector ``h`` and word
-    ``target``; accumulates into ``neu1e``. Returns (loss, new random state)."""
-    if out == OUT_NS:
-        return _ns_update(h, neu1e, syn1neg, target, negative, prob, alias, alpha, r, sig_t,
-                          logsig_t)  # fmt: skip
-    if out == OUT_HS:
-        return _hs_update(h, neu1e, syn1, target, codes, points, lengths, alpha, sig_t,
-                          logsig_t), r  # fmt: skip
-    return _softmax_update(h, neu1e, syn1, target, logits, alpha), r
+            if cbow_mean:
+                inv = np.float32(1.0 / cw)
+                for d in range(dim):
+                    h[0, d] *= inv
+            inputs = 1
+        for k in range(inputs):
+            c = 0
+            if arch == ARCH_SG:
+                if lo_j + k == i:
+                    continue
+                c = sent[lo_j + k]
+                for d in range(dim):
+                    h[0, d] = syn0[c, d]
+            for d in range(dim):
+                neu1e[d] = 0.0
+            lo = 0.0
+            if out == OUT_NS:
+                for s in range(negative + 1):
+                    if s == 0:
+                        w = target
+                        label = 1
+                    else:
+                        w, u, r = _alias_slot(r, n_ids)
+                        if u >= prob[w]:
+                            w = alias[w]
+                        if w == target:
+                            continue
+                        label = 0
+                    f = np.float32(0.0)
+                    for d in range(dim):
+                        f += h[0, d] * syn1neg[w, d]
+                    sg, ls = _sig_loss(f, label)
+                    lo += ls
+                    if f != f:
+                        continue
+                    g = np.float32((label - sg) * alpha)
+                    for d in range(dim):
+                        neu1e[d] += g * syn1neg[w, d]
+                        syn1neg[w, d] += g * h[0, d]
+            elif out == OUT_HS:
+                for s in range(lengths[target]):
+                    p = points[target, s]
+                    label = 1 - np.int64(codes[target, s])  # word2vec: predict 1 - code
+                    f = np.float32(0.0)
+                    for d in range(dim):
+                        f += h[0, d] * syn1[p, d]
+                    sg, ls = _sig_loss(f, label)
+                    lo += ls
+                    if not (f > -MAX_EXP and f < MAX_EXP):
+                        continue  # word2vec skips saturated nodes (and NaN)
+                    g = np.float32((label - sg) * alpha)
+                    for d in range(dim):
+                        neu1e[d] += g * syn1[p, d]
+                        syn1[p, d] += g * h[0, d]
+            else:  # full softmax over all V output vectors: O(V * D) per update
+                nv = syn1.shape[0]
+                m = -np.inf
+                for v in range(nv):
+                    f = np.float32(0.0)
+                    for d in range(dim):
+                        f += h[0, d] * syn1[v, d]
+                    logits[v] = f
+                    if f > m:
+                        m = f
+                lt = logits[target]
+                z = 0.0
+                for v in range(nv):
+                    e = np.exp(logits[v] - m)
+                    logits[v] = e
+                    z += e
+                lo = -((lt - m) - np.log(z))  # -log p(target), stable when p underflows
+                if lo == lo:
+                    for v in range(nv):
+                        g = np.float32(alpha * ((1.0 if v == target else 0.0) - logits[v] / z))
+                        for d in range(dim):
+                            neu1e[d] += g * syn1[v, d]
+                            syn1[v, d] += g * h[0, d]
+                else:
+                    lo = lo + 0.0
+            loss += lo
+            updates += 1
+            if arch == ARCH_SG:
+                for d in range(dim):
+                    syn0[c, d] += neu1e[d]
+            else:
+                if not cbow_mean:
+                    inv = np.float32(1.0 / cw)
+                    for d in range(dim):
+                        neu1e[d] *= inv
+                for j in range(lo_j, hi_j):
+                    if j == i:
+                        continue
+                    c = sent[j]
+                    for d in range(dim):
+                        syn0[c, d] += neu1e[d]
+    return loss, updates, r
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
 def train_job(
     syn0, syn1, syn1neg, words, bounds, s_begin, s_end, keep, prob, alias,
-    codes, points, lengths, sig_t, logsig_t, arch, out, negative, window, cbow_mean,
+    codes, points, lengths, arch, out, negative, window, cbow_mean,
     lr, min_lr, done_before, total_words, seed, left_only=False,
 ):  # fmt: skip
     """Train sentences ``s_begin..s_end`` (indices into ``bounds``) in place.
@@ -255,7 +308,7 @@ def train_job(
         if n > maxlen:
             maxlen = n
     sent = np.empty(maxlen, dtype=np.int32)
-    neu1 = np.empty(dim, dtype=np.float32)
+    h = np.empty((1, dim), dtype=np.float32)
     neu1e = np.empty(dim, dtype=np.float32)
     logits = np.empty(syn1.shape[0] if out == OUT_SOFTMAX else 1, dtype=np.float32)
     r = np.int64(seed) & _MASK48
@@ -282,63 +335,9 @@ def train_job(
             sent[n] = w
             n += 1
         effective += n
-        for i in range(n):
-            r = _lcg(r)
-            b = ((r >> 16) & 0xFFFFFFFF) % window  # reduced window: window - b
-            lo_j = i - window + b
-            if lo_j < 0:
-                lo_j = 0
-            hi_j = i + window + 1 - b
-            if left_only:
-                hi_j = i  # words before the centre only
-            if hi_j > n:
-                hi_j = n
-            target = sent[i]
-            if arch == ARCH_SG:
-                for j in range(lo_j, hi_j):
-                    if j == i:
-                        continue
-                    l1 = syn0[sent[j]]
-                    for d in range(dim):
-                        neu1e[d] = 0.0
-                    lo, r = _output_update(l1, neu1e, out, syn1, syn1neg, target, negative,
-                                           prob, alias, codes, points, lengths, logits,
-                                           alpha, r, sig_t, logsig_t)  # fmt: skip
-                    loss += lo
-                    updates += 1
-                    for d in range(dim):
-                        l1[d] += neu1e[d]
-            else:
-                cw = 0
-                for d in range(dim):
-                    neu1[d] = 0.0
-                    neu1e[d] = 0.0
-                for j in range(lo_j, hi_j):
-                    if j == i:
-                        continue
-                    c = sent[j]
-                    for d in range(dim):
-                        neu1[d] += syn0[c, d]
-                    cw += 1
-                if cw == 0:
-                    continue
-                if cbow_mean:
-                    inv = np.float32(1.0 / cw)
-                    for d in range(dim):
-                        neu1[d] *= inv
-                lo, r = _output_update(neu1, neu1e, out, syn1, syn1neg, target, negative, prob,
-                                       alias, codes, points, lengths, logits, alpha, r,
-                                       sig_t, logsig_t)  # fmt: skip
-                loss += lo
-                updates += 1
-                if not cbow_mean:
-                    inv = np.float32(1.0 / cw)
-                    for d in range(dim):
-                        neu1e[d] *= inv
-                for j in range(lo_j, hi_j):
-                    if j == i:
-                        continue
-                    c = sent[j]
-                    for d in range(dim):
-                        syn0[c, d] += neu1e[d]
+        loss, updates, r = _train_sentence(
+            sent, n, syn0, syn1, syn1neg, h, neu1e, logits, prob, alias, codes, points,
+            lengths, arch, out, negative, window, cbow_mean, left_only, alpha, r, loss,
+            updates,
+        )  # fmt: skip
     return loss, effective, updates

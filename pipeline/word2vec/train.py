@@ -120,7 +120,9 @@ def train_word2vec(
     """Train word2vec on ``ids`` (see the module docstring); return the vectors and numbers.
 
     ``callback`` gets a dict per finished epoch (``epoch`` 1-based, ``loss``, ``seconds``,
-    ``effective_words_per_sec``, ``raw_words_per_sec``, ``lr``), after the checkpoint of
+    ``cpu_seconds`` (user + system of the whole process, all threads: ``cpu_seconds /
+    seconds`` is the number of cores kept busy), ``effective_words_per_sec``,
+    ``raw_words_per_sec``, ``lr``), after the checkpoint of
     that epoch is written. With ``checkpoint_dir``, a checkpoint of the same inputs and
     settings (see :func:`fingerprint`) is resumed; it is removed after the last epoch
     unless ``keep_checkpoint``. Raises :class:`TrainingDivergedError` naming ``skipgram.lr``
@@ -188,9 +190,9 @@ def train_word2vec(
     upd_total = 0
     try:
         for epoch in range(start_epoch, cfg.epochs):
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), time.process_time()
             loss, eff, upd = epoch_fn(epoch, bar)
-            secs = time.perf_counter() - t0
+            secs, cpu = time.perf_counter() - t0, time.process_time() - cpu0
             lr_end = cfg.start_lr - (cfg.start_lr - cfg.min_lr) * (epoch + 1) / cfg.epochs
             if not math.isfinite(loss):
                 lr_now = getattr(epoch_fn, "diverged_lr", None) or lr_end
@@ -214,6 +216,7 @@ def train_word2vec(
                 "loss": loss,
                 "loss_per_update": per_update,
                 "seconds": secs,
+                "cpu_seconds": cpu,
                 "effective_words": eff,
                 "effective_words_per_sec": eff / max(secs, 1e-9),
                 "raw_words_per_sec": n / max(secs, 1e-9),
