@@ -47,6 +47,7 @@ _EMPTY = -1.0  # key of an empty hash slot
 # Bytes per hash slot: the table itself (int64 key + float64 value, 16 B) plus the
 # scratch of the radix sort of up to 3/4 of the slots at a spill (sorted in place).
 _BYTES_PER_SLOT = 16 + 0.75 * 16
+_OUTSIDE_ARENA = 2 * 2**20  # bytes of the budget left to small allocations
 _RADIX_BITS = 13  # bits of the key sorted per pass of the radix sort
 _MIN_SLOTS = 64
 
@@ -729,7 +730,10 @@ def count_cooccurrences(
     sample = 1024
     while 3 * 8 * n * window / sample > 0.02 * budget and sample < 1 << 20:
         sample *= 2
-    reserved = chunk_bytes + int(0.02 * budget)
+    # outside the arena: that index, Python's own objects and small arrays, and the
+    # rounding of the arena's resident part to whole (huge) pages
+    outside = int(0.02 * budget) + _OUTSIDE_ARENA
+    reserved = chunk_bytes + outside
     max_product, slots = plan_memory(n_ranks, memory_mb, dense_fraction, reserved)
     # no more slots than the pairs of the corpus could fill
     slots = min(slots, max(_MIN_SLOTS, 1 << int(np.ceil(np.log2(4 / 3 * n * window + 1)))))
@@ -740,7 +744,7 @@ def count_cooccurrences(
     key_bits = max(int(vocab_size * vocab_size - 1).bit_length(), 1)
 
     need = chunk_bytes + 8 * (cells + 2 * slots + 2 * (max_fill + window)) + 6 * 64
-    arena = _Arena(max(budget - int(0.02 * budget), need))
+    arena = _Arena(max(budget - outside, need))
     chunk_buf = arena.take(chunk_tokens, ids.dtype) if from_file else None
     dense = arena.take(cells, np.float64)
     dense.fill(0.0)
