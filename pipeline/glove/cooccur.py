@@ -13,11 +13,20 @@ GloVe's ``cooccur -symmetric 1`` does. Conventions on the special ids:
 How it counts (one pass, numba): pairs of frequent words go into a dense float64 table
 of the pairs whose frequency ranks multiply to less than ``P`` (GloVe C's "max_product"
 trick, rows of varying length); the rarer pairs go into an open-addressing hash table
-(int64 key ``a * V + b`` with ``a <= b``, float64 value). Both tables are sized from
-``memory_mb``. When the hash table fills up, its entries are sorted by key and spilled
-to a temporary ``.npy`` run; at the end the runs are merged a key range at a time, so
-the memory use stays bounded for corpora of any size. The output ``.npz`` is streamed
-to disk member by member.
+(key ``a * V + b`` with ``a <= b``, float64 value). When the hash table fills up, its
+entries are radix-sorted by key (in place, the table's own memory as scratch) and
+appended as a run to a temporary keys file and values file; every ``sample``-th key of
+a run (1024 or more) stays in memory (a sparse index). At the end the dense table's non-zero cells
+join as the last run, and a k-way merge (numba, a heap) walks the runs a key range at a
+time, summing equal keys in run order (so the sums do not depend on the ranges), and
+writes the upper triangle as raw ``rows``/``cols``/``values`` files; each ``.npz``
+member is then the upper triangle and its mirror, copied a block at a time.
+
+Memory: every buffer of every phase (the chunk of ids, the dense table, the hash table
+and its sort scratch; the merge's input and output; the copy blocks) is carved from one
+block (``_Arena``) allocated once, of ``memory_mb`` less 2% and 2 MiB that are left to
+the sparse index and small objects, so the peak does not depend on how the allocator
+reuses freed memory.
 """
 
 from __future__ import annotations
@@ -57,10 +66,13 @@ class CooccurConfig:
     """Settings of the ``cooccur`` stage.
 
     ``corpus`` names ``data/processed/<corpus>/`` (used by the stage only). ``memory_mb``
-    bounds what the counting adds to the process: the dense table, the hash table, the
-    spill sorting, the merge and the chunk of ``chunk_tokens`` ids read at a time. The
-    whole process's peak is the interpreter's footprint (Python, numpy, the loaded numba
-    kernels: the same for any corpus) plus at most ``memory_mb``.
+    bounds what the counting adds to the process: the chunk of ``chunk_tokens`` ids read
+    at a time, the dense table, the hash table and its sort scratch, the merge's buffers,
+    the index of the spilled runs. The whole process's peak is the interpreter's
+    footprint (Python, numpy, the loaded numba kernels: the same for any corpus) plus at
+    most ``memory_mb``, unless the budget is below the minimum sizes (a 64-slot table,
+    the chunk, a merge range of ``runs * 1024`` entries): ``extra["over_budget_bytes"]``
+    of :class:`CooccurStats` then says by how much it was exceeded.
     """
 
     corpus: str = "sotu"
