@@ -731,6 +731,8 @@ def count_cooccurrences(
         raise DataError(f"ids: expected a 1-D integer array, got {ids.dtype} {ids.shape}")
     if window < 1:
         raise ValueError(f"window must be at least 1, got {window}")
+    if vocab_size * vocab_size >= 2**53:  # keys are exact float64 in the hash table
+        raise ValueError(f"vocab_size must be below 94,906,266, got {vocab_size}")
     n = len(ids)
     n_ranks = max(vocab_size - FIRST_WORD, 0)
     budget = int(memory_mb * 2**20)
@@ -812,7 +814,7 @@ def count_cooccurrences(
             spill()
             n_spills -= 1  # the last flush is not a spill: the table was not full
         # the dense table's non-zero cells, sorted, as the last run (no key in common
-        # with the hash table's runs), copied a table's worth at a time
+        # with the hash table's runs), copied a scratch buffer's worth at a time
         ra, rb = 1, 1
         while ra < lim.shape[0]:
             j, ra, rb = _dense_entries_into(dense, lim, off, vocab_size, ra, rb, scratch_k,
