@@ -88,7 +88,7 @@ def study_repo(tmp_path: Path) -> Path:
     config = (repo / "conf" / "config.yaml").read_text()
     (repo / "conf" / "config.yaml").write_text(config.replace("profile: cpu", "profile: smoke"))
     dag = yaml.safe_load((REPO / "dvc.yaml").read_text())
-    stages = {k: dag["stages"][k] for k in ("fetch", "train_sentiment")}
+    stages = {k: dag["stages"][k] for k in ("validate", "fetch", "train_sentiment")}
     deps = stages["train_sentiment"]["do"]["deps"]
     deps.remove("data/processed/embeddings")  # random embeddings only: no upstream training
     (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}, sort_keys=False))
