@@ -15,7 +15,8 @@ from tests.test_skipgram import IDS, VOCAB
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_profile_writes_the_top_ops_of_ours(tmp_path):
+def _write_corpus(tmp_path: Path) -> Path:
+    """A prepared corpus folder (``train.npy`` + ``vocab.tsv``) of the ids ``IDS``."""
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     np.save(corpus / "train.npy", IDS.astype(np.int32))
@@ -23,6 +24,11 @@ def test_profile_writes_the_top_ops_of_ours(tmp_path):
     Vocabulary([*SPECIALS, *(f"w{i}" for i in range(3, VOCAB))], counts).save_tsv(
         corpus / "vocab.tsv"
     )
+    return corpus
+
+
+def test_profile_writes_the_top_ops_of_ours(tmp_path):
+    corpus = _write_corpus(tmp_path)
     prof = tmp_path / "prof" / "sgns.txt"
     argv = [
         "--corpus", str(corpus), "--backend", "torch", "--epochs", "1", "--no-gensim",
@@ -43,13 +49,7 @@ def test_profile_writes_the_top_ops_of_ours(tmp_path):
 
 
 def test_worker_list_interleaves_both_trainers_and_sums_up_the_scaling(tmp_path):
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    np.save(corpus / "train.npy", IDS.astype(np.int32))
-    counts = np.bincount(IDS, minlength=VOCAB)
-    Vocabulary([*SPECIALS, *(f"w{i}" for i in range(3, VOCAB))], counts).save_tsv(
-        corpus / "vocab.tsv"
-    )
+    corpus = _write_corpus(tmp_path)
     argv = ["--corpus", str(corpus), "--workers", "1,2", "--runs", "2", "--epochs", "1",
             "--dim", "16", "--no-eval"]  # fmt: skip
     out = subprocess.run(

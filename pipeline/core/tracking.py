@@ -160,7 +160,7 @@ class Tracker:
             return
         flat = {
             k: float(v)
-            for k, v in _flatten(metrics).items()
+            for k, v in flatten(metrics).items()
             if isinstance(v, int | float) and not isinstance(v, bool)
         }
         if not flat:
@@ -211,11 +211,12 @@ class Tracker:
         return None
 
 
-def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as one level of dotted keys: ``{"a": {"b": 1}}`` -> ``{"a.b": 1}``."""
     if isinstance(obj, Mapping):
         out: dict[str, Any] = {}
         for k, v in obj.items():
-            out.update(_flatten(v, f"{prefix}{k}."))
+            out.update(flatten(v, f"{prefix}{k}."))
         return out
     return {prefix.rstrip("."): obj}
 

@@ -21,21 +21,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipeline.core.tracking import flatten
 from pipeline.study.grid import Point, Task
 
 SEED_AXIS = "seed"
 
 
 # ---------------------------------------------------------------- reading dvc exp show
-def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(obj, Mapping):
-        out: dict[str, Any] = {}
-        for k, v in obj.items():
-            out.update(_flatten(v, f"{prefix}{k}."))
-        return out
-    return {prefix[:-1]: obj}
-
-
 def records_from_exp_show(doc: Any) -> dict[str, dict[str, Any]]:
     """``{experiment name: {"rev", "params", "metrics"}}`` from ``dvc exp show --json``.
 
@@ -55,7 +47,7 @@ def records_from_exp_show(doc: Any) -> dict[str, dict[str, Any]]:
         if node.get("name") and isinstance(data, Mapping) and data.get("metrics") is not None:
             params: dict[str, Any] = {}
             for file_params in (data.get("params") or {}).values():
-                params.update(_flatten((file_params or {}).get("data") or {}))
+                params.update(flatten((file_params or {}).get("data") or {}))
             metrics = {
                 path: (m or {}).get("data") or {} for path, m in (data.get("metrics") or {}).items()
             }
