@@ -136,3 +136,41 @@ def test_records_from_exp_show_walks_the_nesting():
         "params": {"a.b": 1},
         "metrics": {"metrics/x.json": {"acc": 0.5}},
     }
+
+
+def test_intrinsic_coverage_is_shown_but_not_correlated(tmp_path):
+    study = {
+        "name": "w2v",
+        "tasks": {"avg": {"file": "metrics/avg.json", "score": "acc", "seed": "sent.seed"}},
+        "intrinsic_scores": ["analogy_total", "ws353"],
+        "intrinsic_context": ["analogy_coverage"],
+        "blocks": {
+            "word2vec": {
+                "targets": ["train"],
+                "tasks": ["avg"],
+                "intrinsic": "metrics/eval.json",
+                "axes": {"variant": {v: {"set": {"obj": v}} for v in ("a", "b", "c")}},
+            }
+        },
+    }
+    intrinsic = {"a": (0.10, 0.30, 0.90), "b": (0.45, 0.20, 0.05), "c": (0.20, 0.40, 0.80)}
+    records = {
+        f"w2v-word2vec-{v}": {
+            "rev": "x",
+            "params": {"sent.seed": 0},
+            "metrics": {
+                "metrics/avg.json": {"acc": 0.6 + 0.1 * i},
+                "metrics/eval.json": dict(
+                    zip(("analogy_total", "ws353", "analogy_coverage"), intrinsic[v], strict=True)
+                ),
+            },
+        }
+        for i, v in enumerate(("a", "b", "c"))
+    }
+    points = grid.expand(study)
+    text, _ = report.build(points, [], records, grid.tasks(study), study, tmp_path)
+    section = text.split("## Intrinsic and downstream scores (word2vec)")[1]
+    table, corr = section.split("Spearman correlation")
+    assert "| variant | analogy_total | ws353 | analogy_coverage | avg |" in table
+    assert "| b | 0.45 | 0.2 | 0.05 | 0.7 |" in table.replace("0.7000000000000001", "0.7")
+    assert "analogy_coverage" not in corr and "| ws353 |" in corr

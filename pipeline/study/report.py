@@ -348,13 +348,22 @@ def build(
     for block, spec in blocks.items():
         spec = spec or {}
         scores = list(study.get("intrinsic_scores") or [])
+        # shown beside the scores, never correlated: how much of a test the vectors cover
+        context = [c for c in study.get("intrinsic_context") or [] if c not in scores]
         if not spec.get("intrinsic") or not scores:
             continue
         axes = label_axes(points, block)
-        intr = intrinsic_table(points, records, block, spec["intrinsic"], scores)
+        intr = intrinsic_table(points, records, block, spec["intrinsic"], [*scores, *context])
         if intr.empty:
             continue
         lines += [f"## Intrinsic and downstream scores ({block})", ""]
+        if context:
+            lines += [
+                f"{', '.join(f'`{c}`' for c in context)}: the share of the test the vectors "
+                "cover (a score over few covered questions is not comparable); "
+                "left out of the correlation.",
+                "",
+            ]
         down = downstream_means.get(block)
         merged = intr if down is None else intr.merge(down, on=axes, how="left")
         lines += [markdown_table(merged), ""]
@@ -363,7 +372,7 @@ def build(
                 f"Spearman correlation over the {len(merged)} settings of `{block}` "
                 "(few points: read it as a tendency):",
                 "",
-                markdown_table(correlation(intr, down, axes)),
+                markdown_table(correlation(intr.drop(columns=context), down, axes)),
                 "",
             ]
 
