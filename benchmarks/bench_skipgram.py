@@ -11,6 +11,7 @@ scores, and ratios ours / gensim.
     python benchmarks/bench_skipgram.py --backend torch --torch-negatives shared \
         --torch-batch-pairs 262144 --torch-damping curvature --epochs 1   # torch path on CPU
     python benchmarks/bench_skipgram.py --workers 1,2 --runs 3 --no-eval   # scaling
+    python benchmarks/bench_skipgram.py --workers 1,2 --runs 3 --negative-draw centre
 
 ``--workers 1,2``: every run trains ours and gensim at each worker count, interleaved
 (ours, gensim at 1 worker, then at 2; the next run starts with gensim), so that a drift in
@@ -127,9 +128,10 @@ def run_ours(args: dict) -> dict:
     arch, out = MODELS[args["model"]]
     cfg = SkipGramConfig(
         architecture=arch, output=out, dim=args["dim"], window=args["window"],
-        negative=args["negative"], sample=args["sample"], epochs=args["epochs"],
-        workers=args["workers"], seed=args["seed"], device=args["device"], lr=args["lr"],
-        backend=args["backend"], **args["torch_settings"],
+        negative=args["negative"], negative_draw=args["negative_draw"], sample=args["sample"],
+        epochs=args["epochs"], workers=args["workers"], seed=args["seed"],
+        device=args["device"], lr=args["lr"], backend=args["backend"],
+        **args["torch_settings"],
     )  # fmt: skip
     with _profiler(args["profile"], cfg.device) as prof:
         res = train_word2vec(ids, len(words), cfg, progress=False)
@@ -274,6 +276,9 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, dict]:
     p.add_argument("--dim", type=int, default=100)
     p.add_argument("--window", type=int, default=5)
     p.add_argument("--negative", type=int, default=5)
+    p.add_argument("--negative-draw", default="pair", choices=["pair", "centre"],
+                   help="ours (numba, sgns): noise words drawn per pair (word2vec, as "
+                   "gensim) or once per centre word")  # fmt: skip
     p.add_argument("--sample", type=float, default=1e-3)
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--seed", type=int, default=1)

@@ -130,6 +130,29 @@ def test_two_hogwild_workers_learn_the_structure():
     assert twins_found(res.vectors) >= GROUPS - 1
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_centre_drawn_negatives_learn_the_structure(workers):
+    c = cfg(negative_draw="centre", workers=workers, batch_words=500)
+    res = train_word2vec(IDS, VOCAB, c, progress=False)
+    assert twins_found(res.vectors) >= GROUPS - 1
+    assert res.loss_per_epoch[-1] < res.loss_per_epoch[0]
+    if workers == 1:  # one worker: reproducible, and not the per-pair draw's result
+        again = train_word2vec(IDS, VOCAB, c, progress=False)
+        assert np.array_equal(again.vectors, res.vectors)
+        pair = train_word2vec(IDS, VOCAB, cfg(batch_words=500), progress=False)
+        assert not np.array_equal(pair.vectors, res.vectors)
+
+
+@pytest.mark.parametrize(
+    "kw", [dict(architecture="cbow"), dict(output="hs"), dict(backend="torch")]
+)
+def test_centre_drawn_negatives_are_refused_where_they_do_not_apply(kw):
+    from pipeline.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="skipgram.negative_draw"):
+        train_word2vec(IDS, VOCAB, cfg(negative_draw="centre", epochs=1, **kw), progress=False)
+
+
 class Stop(Exception):
     pass
 

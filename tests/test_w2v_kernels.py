@@ -189,14 +189,42 @@ def test_the_sentence_loop_counts_no_references_per_update():
         np.arange(3, 9, dtype=np.int32), np.zeros((v, d), f32), np.zeros((v, d), f32),
         np.zeros((v, d), f32), np.zeros((1, d), f32), np.zeros(d, f32), np.zeros(1, f32),
         np.ones(v, f32), np.arange(v, dtype=np.int32), np.zeros((1, 1), np.uint8),
-        np.zeros((1, 1), np.int32), np.zeros(1, np.int32),
+        np.zeros((1, 1), np.int32), np.zeros(1, np.int32), np.zeros(3, np.int64),
+        np.zeros((3, d), f32), np.zeros((3, d), f32),
     )  # fmt: skip
-    sent, syn0, syn1, syn1neg, h, neu1e, logits, prob, alias, codes, points, lengths = arrays
+    (sent, syn0, syn1, syn1neg, h, neu1e, logits, prob, alias, codes, points, lengths,
+     samp, stage, orig) = arrays  # fmt: skip
     syn0[:] = 0.1
-    loss, updates, _ = fresh(
-        sent, 6, syn0, syn1, syn1neg, h, neu1e, logits, prob, alias, codes, points, lengths,
-        K.ARCH_SG, K.OUT_NS, 2, 2, True, False, f32(0.025), 1, 0.0, 0,
-    )  # fmt: skip
-    assert updates > 0 and loss > 0
+    for centre_ns in (False, True):  # both loops are in the one function checked below
+        loss, updates, _ = fresh(
+            sent, 6, syn0, syn1, syn1neg, h, neu1e, logits, prob, alias, codes, points,
+            lengths, K.ARCH_SG, K.OUT_NS, 2, 2, True, False, centre_ns, samp, stage, orig,
+            f32(0.025), 1, 0.0, 0,
+        )  # fmt: skip
+        assert updates > 0 and loss > 0
     ir = fresh.inspect_llvm(fresh.signatures[0])
     assert len(re.findall(r"call void @NRT_incref", ir)) <= len(arrays)
+
+
+def test_centre_negatives_train_each_pair_and_write_shared_rows_back_once():
+    # Every (context, centre) pair is still one update; the centre's noise rows take the
+    # summed steps of all its context words, and a run is reproducible for its seed.
+    rng = np.random.default_rng(4)
+    words = rng.integers(3, 40, 4000).astype(np.int32)
+    bounds = np.arange(0, 4001, 40, dtype=np.int64)
+    runs = []
+    for _ in range(2):
+        inputs = _job_inputs(words, 40)
+        syn0, syn1, syn1neg, keep, prob, alias, codes, points, lengths, _ = inputs
+        res = K.train_job(
+            syn0, syn1, syn1neg, words, bounds, 0, bounds.shape[0] - 1, keep, prob, alias,
+            codes, points, lengths, K.ARCH_SG, K.OUT_NS, 5, 3, True, 0.025, 2.5e-6,
+            0, words.shape[0], 7, False, True,
+        )  # fmt: skip
+        runs.append((res, syn0, syn1neg))
+    (loss, effective, updates), syn0, syn1neg = runs[0]
+    assert runs[1][0] == runs[0][0] and np.array_equal(runs[1][1], syn0)
+    assert effective == words.shape[0] and np.isfinite(loss)
+    # reduced windows 1..3 on both sides: between 2 and 6 context words per centre
+    assert 2 * effective * 0.8 < updates < 6 * effective
+    assert np.abs(syn1neg[3:]).max() > 0  # the output rows were written back

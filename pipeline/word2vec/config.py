@@ -34,7 +34,12 @@ class SkipGramConfig:
     Triton kernels, :mod:`pipeline.word2vec.triton_kernels`: CUDA, output ns or hs with
     cap damping). ``context``: ``symmetric`` (window words on both sides) or ``left``
     (only the words before the centre, as a left-to-right language model sees them;
-    numba backend only). ``max_vocab``: train only the N most frequent ids (specials
+    numba backend only). ``negative_draw`` (numba backend, skip-gram with ``ns``): ``pair``
+    (each (context, centre) pair draws its own noise words, as word2vec) or ``centre``
+    (one draw per centre word, shared by its context words, the output rows updated in a
+    worker's own copy and written back once per centre word: far fewer writes to rows
+    other workers are using, so more workers speed it up more).
+    ``max_vocab``: train only the N most frequent ids (specials
     included; rarer words are dropped like ``<unk>``), e.g. to make the full softmax
     affordable; None = all. ``corpus`` names the processed corpus the stage reads (not used
     by the library).
@@ -48,6 +53,7 @@ class SkipGramConfig:
     context: Literal["symmetric", "left"] = "symmetric"
     max_vocab: int | None = field(default=None, metadata={"min": 4})
     negative: int = field(default=5, metadata={"min": 1})
+    negative_draw: Literal["pair", "centre"] = "pair"
     ns_exponent: float = 0.75
     sample: float = field(default=1e-3, metadata={"min": 0.0})
     epochs: int = field(default=5, metadata={"min": 1})

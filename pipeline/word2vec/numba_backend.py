@@ -59,7 +59,7 @@ class NumbaTrainer:
             self.prob, self.alias, self.codes, self.points, self.lengths, self.arch,
             self.out, cfg.negative, cfg.window, cfg.cbow_mean, cfg.start_lr, cfg.min_lr, 0,
             max(1, cfg.epochs * c.num_words), 1,
-            cfg.context == "left",
+            cfg.context == "left", cfg.negative_draw == "centre",
         )  # fmt: skip
 
     def _run_job(self, epoch: int, j: int) -> tuple[float, int, int]:
@@ -72,6 +72,7 @@ class NumbaTrainer:
             self.out, cfg.negative, cfg.window, cfg.cbow_mean, cfg.start_lr, cfg.min_lr,
             done_before, cfg.epochs * c.num_words,
             job_seed(cfg.seed, epoch, j), cfg.context == "left",
+            cfg.negative_draw == "centre",
         )  # fmt: skip
 
     def __call__(self, epoch: int, bar) -> tuple[float, int, int]:

@@ -149,14 +149,19 @@ def _sig_loss(f, label):
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
 def _train_sentence(
     sent, n, syn0, syn1, syn1neg, h, neu1e, logits, prob, alias, codes, points, lengths,
-    arch, out, negative, window, cbow_mean, left_only, alpha, r, loss, updates,
+    arch, out, negative, window, cbow_mean, left_only, centre_ns, samp, stage, orig,
+    alpha, r, loss, updates,
 ):  # fmt: skip
     """Train the (subsampled) sentence ``sent[:n]`` at learning rate ``alpha``.
 
     ``h`` (1, D) holds the input vector of each update: a copy of the context word's row
     of ``syn0`` (skip-gram) or the mean / sum of the context rows (CBOW); ``neu1e`` (D,)
-    the input's gradient; ``logits`` (V,) the full softmax's scores. Adds to ``loss``
-    and ``updates``; returns them with the new random state ``r``.
+    the input's gradient; ``logits`` (V,) the full softmax's scores. With ``centre_ns``
+    (skip-gram, negative sampling) each centre word draws its noise words once:
+    ``samp`` (negative + 1,) holds the centre and its noise ids, ``stage`` and ``orig``
+    (negative + 1, D) their output rows, updated in ``stage`` by every context word and
+    added back to ``syn1neg`` once. Adds to ``loss`` and ``updates``; returns them with
+    the new random state ``r``.
     """
     dim = syn0.shape[1]
     n_ids = prob.shape[0]
@@ -173,6 +178,58 @@ def _train_sentence(
             hi_j = n
         target = sent[i]
         inputs = hi_j - lo_j  # skip-gram: one update per context word
+        if centre_ns and arch == ARCH_SG and out == OUT_NS:
+            if inputs - (1 if lo_j <= i and i < hi_j else 0) <= 0:
+                continue  # no context word: nothing to draw noise for
+            # The centre's noise words are drawn once and their output rows staged in
+            # thread-local memory: the shared rows (the frequent words' above all) are
+            # read and written once per centre word instead of once per context word,
+            # so Hogwild workers fight over their cache lines far less often.
+            m = 1
+            samp[0] = target
+            for _ in range(negative):
+                w, u, r = _alias_slot(r, n_ids)
+                if u >= prob[w]:
+                    w = alias[w]
+                if w == target:
+                    continue
+                samp[m] = w
+                m += 1
+            for s in range(m):
+                w = samp[s]
+                for d in range(dim):
+                    stage[s, d] = syn1neg[w, d]
+                    orig[s, d] = syn1neg[w, d]
+            for k in range(inputs):
+                if lo_j + k == i:
+                    continue
+                c = sent[lo_j + k]
+                for d in range(dim):
+                    h[0, d] = syn0[c, d]
+                    neu1e[d] = 0.0
+                lo = 0.0
+                for s in range(m):
+                    label = 1 if s == 0 else 0
+                    f = np.float32(0.0)
+                    for d in range(dim):
+                        f += h[0, d] * stage[s, d]
+                    sg, ls = _sig_loss(f, label)
+                    lo += ls
+                    if f != f:
+                        continue
+                    g = np.float32((label - sg) * alpha)
+                    for d in range(dim):
+                        neu1e[d] += g * stage[s, d]
+                        stage[s, d] += g * h[0, d]
+                loss += lo
+                updates += 1
+                for d in range(dim):
+                    syn0[c, d] += neu1e[d]
+            for s in range(m):
+                w = samp[s]
+                for d in range(dim):
+                    syn1neg[w, d] += stage[s, d] - orig[s, d]  # other workers' steps kept
+            continue
         cw = 0
         if arch == ARCH_CBOW:
             for d in range(dim):
@@ -288,7 +345,7 @@ def _train_sentence(
 def train_job(
     syn0, syn1, syn1neg, words, bounds, s_begin, s_end, keep, prob, alias,
     codes, points, lengths, arch, out, negative, window, cbow_mean,
-    lr, min_lr, done_before, total_words, seed, left_only=False,
+    lr, min_lr, done_before, total_words, seed, left_only=False, centre_negatives=False,
 ):  # fmt: skip
     """Train sentences ``s_begin..s_end`` (indices into ``bounds``) in place.
 
@@ -298,6 +355,9 @@ def train_job(
     words (all epochs); ``done_before`` is the number of raw words before this job.
     ``left_only``: contexts are the (reduced) window's words before the centre only, as
     the inputs of a left-to-right language model; never a word to its right.
+    ``centre_negatives`` (skip-gram with negative sampling): one draw of ``negative`` noise
+    words per centre word, shared by all its context words (pWord2Vec's scheme), whose
+    output rows are updated in a thread-local copy and written back once per centre word.
     Returns ``(loss, effective_words, updates)``: the summed word2vec objective, the words
     kept after subsampling and the number of (input, target) updates.
     """
@@ -311,6 +371,9 @@ def train_job(
     h = np.empty((1, dim), dtype=np.float32)
     neu1e = np.empty(dim, dtype=np.float32)
     logits = np.empty(syn1.shape[0] if out == OUT_SOFTMAX else 1, dtype=np.float32)
+    samp = np.empty(negative + 1, dtype=np.int64)
+    stage = np.empty((negative + 1, dim), dtype=np.float32)
+    orig = np.empty((negative + 1, dim), dtype=np.float32)
     r = np.int64(seed) & _MASK48
     loss = 0.0
     effective = 0
@@ -337,7 +400,7 @@ def train_job(
         effective += n
         loss, updates, r = _train_sentence(
             sent, n, syn0, syn1, syn1neg, h, neu1e, logits, prob, alias, codes, points,
-            lengths, arch, out, negative, window, cbow_mean, left_only, alpha, r, loss,
-            updates,
+            lengths, arch, out, negative, window, cbow_mean, left_only, centre_negatives,
+            samp, stage, orig, alpha, r, loss, updates,
         )  # fmt: skip
     return loss, effective, updates

@@ -146,6 +146,13 @@ def train_word2vec(
         raise ConfigError("skipgram.backend: numba runs on cpu only (use backend: torch)")
     if backend == "torch" and cfg.context != "symmetric":
         raise ConfigError("skipgram.context: 'left' is implemented by the numba backend only")
+    if cfg.negative_draw == "centre" and (
+        backend == "torch" or cfg.architecture != "sg" or cfg.output != "ns"
+    ):
+        raise ConfigError(
+            "skipgram.negative_draw: 'centre' is for architecture sg with output ns on the "
+            "numba backend (torch: see torch_negatives)"
+        )
     workers = cfg.workers or (os.cpu_count() or 1)
     if backend == "torch":
         workers = 1
