@@ -208,6 +208,8 @@ def _train_sentence(
                     h[0, d] = syn0[c, d]
                     neu1e[d] = 0.0
                 lo = 0.0
+                # the per-pair loop below, on the staged rows: written out again, since a
+                # shared helper would take arrays (reference counts, see the docstring)
                 for s in range(m):
                     label = 1 if s == 0 else 0
                     f = np.float32(0.0)
