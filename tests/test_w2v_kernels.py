@@ -206,9 +206,9 @@ def test_the_sentence_loop_counts_no_references_per_update():
     assert len(re.findall(r"call void @NRT_incref", ir)) <= len(arrays)
 
 
-def test_centre_negatives_train_each_pair_and_write_shared_rows_back_once():
-    # Every (context, centre) pair is still one update; the centre's noise rows take the
-    # summed steps of all its context words, and a run is reproducible for its seed.
+def test_centre_negatives_train_every_pair_reproducibly():
+    # Every (context, centre) pair is still one update, the output rows staged per centre
+    # word reach the shared matrix, and a run is reproducible for its seed.
     rng = np.random.default_rng(4)
     words = rng.integers(3, 40, 4000).astype(np.int32)
     bounds = np.arange(0, 4001, 40, dtype=np.int64)
