@@ -59,9 +59,10 @@ def _glove(value: Any) -> None:
 
 
 def _skipgram(value: Any) -> None:
-    from pipeline.word2vec.config import SkipGramConfig
+    from pipeline.word2vec.config import SkipGramConfig, check_combination
 
-    from_mapping(SkipGramConfig, value, where="skipgram")
+    cfg = from_mapping(SkipGramConfig, value, where="skipgram")
+    check_combination(cfg, cfg.backend)
 
 
 def _pretrained(value: Any) -> None:

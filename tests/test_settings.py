@@ -4,6 +4,7 @@ and the stage's output does not change with valid values."""
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -59,6 +60,24 @@ BAD = [
 def test_a_bad_value_is_refused_naming_its_key(smoke_params, key, value, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(".", r"\.")):
         validate_settings(_set(smoke_params, key, value))
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        ({"negative_draw": "centre", "output": "hs"}, "skipgram.negative_draw: 'centre'"),
+        ({"negative_draw": "centre", "backend": "torch"}, "skipgram.negative_draw: 'centre'"),
+        ({"context": "left", "backend": "torch"}, "skipgram.context: 'left'"),
+    ],
+)
+def test_skipgram_settings_no_backend_trains_together_are_refused(smoke_params, sets, message):
+    params = copy.deepcopy(smoke_params)
+    for key, value in sets.items():
+        _set(params, f"skipgram.{key}", value)
+    with pytest.raises(ConfigError, match=message):
+        validate_settings(params)
+    alone = _set(copy.deepcopy(smoke_params), "skipgram.negative_draw", "centre")
+    validate_settings(alone)  # skip-gram with negative sampling on the cpu: fine
 
 
 def test_a_missing_section_is_refused(smoke_params):

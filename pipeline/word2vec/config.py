@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from pipeline.core.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class SkipGramConfig:
@@ -93,6 +95,23 @@ class SkipGramConfig:
     def name(self) -> str:
         """Short model name: sgns, sghs, sgsoftmax, cbowns, cbowhs, cbowsoftmax."""
         return f"{self.architecture}{self.output}"
+
+
+def check_combination(cfg: SkipGramConfig, backend: str) -> None:
+    """Refuse settings that no back end trains together, naming the key.
+
+    ``backend`` is the resolved one (``numba`` / ``torch``), or ``cfg.backend`` when the
+    device is not known yet (``auto`` then checks what does not depend on it).
+    """
+    if backend == "torch" and cfg.context != "symmetric":
+        raise ConfigError("skipgram.context: 'left' is implemented by the numba backend only")
+    if cfg.negative_draw == "centre" and (
+        backend == "torch" or cfg.architecture != "sg" or cfg.output != "ns"
+    ):
+        raise ConfigError(
+            "skipgram.negative_draw: 'centre' is for architecture sg with output ns on the "
+            "numba backend (torch: see torch_negatives)"
+        )
 
 
 @dataclass

@@ -43,7 +43,7 @@ from pipeline.core import checkpoint
 from pipeline.core.devices import resolve_device
 from pipeline.core.divergence import check_loss, check_weights
 from pipeline.core.errors import ConfigError, DataError, TrainingDivergedError
-from pipeline.word2vec.config import SkipGramConfig, TrainResult
+from pipeline.word2vec.config import SkipGramConfig, TrainResult, check_combination
 from pipeline.word2vec.corpus import N_SPECIAL, huffman_tree, make_corpus
 
 log = logging.getLogger(__name__)
@@ -144,15 +144,7 @@ def train_word2vec(
         backend = "torch" if device == "cuda" else "numba"
     if backend == "numba" and device != "cpu":
         raise ConfigError("skipgram.backend: numba runs on cpu only (use backend: torch)")
-    if backend == "torch" and cfg.context != "symmetric":
-        raise ConfigError("skipgram.context: 'left' is implemented by the numba backend only")
-    if cfg.negative_draw == "centre" and (
-        backend == "torch" or cfg.architecture != "sg" or cfg.output != "ns"
-    ):
-        raise ConfigError(
-            "skipgram.negative_draw: 'centre' is for architecture sg with output ns on the "
-            "numba backend (torch: see torch_negatives)"
-        )
+    check_combination(cfg, backend)
     workers = cfg.workers or (os.cpu_count() or 1)
     if backend == "torch":
         workers = 1
