@@ -48,6 +48,7 @@ import numpy as np
 
 from pipeline.core.atomic import atomic_path
 from pipeline.core.errors import DataError
+from pipeline.glove.triples import NpzTriples, npy_header
 
 PAD, UNK, EOS = 0, 1, 2
 FIRST_WORD = 3  # ids below are specials
@@ -472,13 +473,7 @@ def open_ids(path: str | os.PathLike) -> _RawArray:
         raise DataError(f"{path}: ids file not found")
     try:
         with open(path, "rb") as fh:
-            version = np.lib.format.read_magic(fh)
-            read_header = (
-                np.lib.format.read_array_header_1_0
-                if version == (1, 0)
-                else np.lib.format.read_array_header_2_0
-            )
-            shape, fortran, dtype = read_header(fh)
+            shape, fortran, dtype = npy_header(fh)
             offset = fh.tell()
     except ValueError as exc:
         raise DataError(f"{path}: not a .npy file ({exc})") from exc
@@ -864,22 +859,6 @@ def load_cooccur(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.nd
 
     Raises ``DataError`` naming the file if it is missing or malformed.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: co-occurrence file not found (run the cooccur stage)")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            missing = {"rows", "cols", "values", "shape"} - set(z.files)
-            if missing:
-                raise DataError(f"{path}: missing arrays {sorted(missing)}")
-            rows, cols, values, shape = z["rows"], z["cols"], z["values"], z["shape"]
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{path}: cannot read ({exc})") from exc
-    if not (rows.shape == cols.shape == values.shape and rows.ndim == 1):
-        raise DataError(f"{path}: rows, cols and values must be 1-D of the same length")
-    if shape.shape != (2,) or shape[0] != shape[1]:
-        raise DataError(f"{path}: shape must be [V, V], got {shape.tolist()}")
-    v = int(shape[0])
-    if rows.size and (min(rows.min(), cols.min()) < 0 or max(rows.max(), cols.max()) >= v):
-        raise DataError(f"{path}: indices outside [0, {v})")
-    return rows.astype(np.int32, copy=False), cols.astype(np.int32, copy=False), values, v
+    triples = NpzTriples(path)  # the same checks as the trainer's chunked reads
+    rows, cols, values = triples.arrays()
+    return rows, cols, values, triples.vocab_size

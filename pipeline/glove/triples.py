@@ -125,12 +125,18 @@ def _empty() -> Chunk:
     return np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.float32)
 
 
-def _read_header(fh, where: str, name: str) -> tuple[tuple[int, ...], np.dtype]:
+def npy_header(fh) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """``(shape, fortran_order, dtype)`` of the ``.npy`` data whose header starts at the
+    file's position; leaves it at the first byte of the data (``ValueError`` if it is no
+    ``.npy`` header)."""
     version = np.lib.format.read_magic(fh)
     if version == (1, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
-    else:
-        shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+        return np.lib.format.read_array_header_1_0(fh)
+    return np.lib.format.read_array_header_2_0(fh)
+
+
+def _read_header(fh, where: str, name: str) -> tuple[tuple[int, ...], np.dtype]:
+    shape, fortran, dtype = npy_header(fh)
     if fortran and len(shape) > 1:
         raise DataError(f"{where}: {name} is stored in Fortran order")
     if dtype.hasobject or dtype.kind not in "iuf":
